@@ -1,0 +1,3 @@
+module pizauth
+
+go 1.26
