@@ -1,6 +1,41 @@
+// Configuration file parser.
+//
+// Grammar (EBNF; terminals are produced by conf_lexer.go):
+//
+//	file        = { item } EOF .
+//	item        = account | setting .
+//	account     = "account" STRING "{" { setting } "}" .
+//	setting     = IDENT "=" value ";" .
+//	value       = STRING | TIME | "none" | list | map .
+//	list        = "[" [ STRING { "," STRING } [ "," ] ] "]" .
+//	map         = "{" [ pair { "," pair } [ "," ] ] "}" .
+//	pair        = STRING ":" STRING .
+//
+//	STRING      = '"' { any rune but '"' and '\' | '\"' | '\\' } '"' .
+//	TIME        = digit { digit } ( "s" | "m" | "h" | "d" ) .
+//	IDENT       = letter { letter | digit } .   (letter includes '_'; "none" is a keyword)
+//	comment     = "//" { any rune but newline } .
+//
+// "account" is recognised by position (an IDENT at the start of an item),
+// not reserved. Which keys are allowed where, and which value each takes, is
+// checked while parsing so that every error points at the offending token;
+// checks that need the whole file (defaults, listeners against redirect
+// URIs) run once the file is read. Parsing stops at the first error.
+
 package main
 
-import "time"
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Config is a parsed, validated configuration file. Durations are resolved:
 // every Account carries its effective refresh_* values (its own override or
@@ -45,4 +80,821 @@ type Account struct {
 	RefreshAtLeast      time.Duration
 	RefreshBeforeExpiry time.Duration
 	RefreshRetry        time.Duration
+}
+
+// Defaults from SPEC §3.
+const (
+	defaultListen              = "127.0.0.1:0"
+	defaultAuthNotifyInterval  = 15 * time.Minute
+	defaultRefreshAtLeast      = 90 * time.Minute
+	defaultRefreshBeforeExpiry = 90 * time.Second
+	defaultRefreshRetry        = 40 * time.Second
+	defaultRedirectURI         = "http://localhost/"
+	authMethodPost             = "client_secret_post"
+	authMethodBasic            = "client_secret_basic"
+)
+
+// maxConfigSize bounds what loadConfig reads: a configuration is a few KiB,
+// so anything this large is a mistake (say, -c pointing at a disk image).
+const maxConfigSize = 64 << 20
+
+// confError is an error at a position in the configuration file.
+type confError struct {
+	pos
+	msg string
+}
+
+func (e *confError) Error() string {
+	return fmt.Sprintf("Line %d, column %d: %s", e.line, e.col, e.msg)
+}
+
+func errAt(p pos, format string, args ...any) error {
+	return &confError{p, fmt.Sprintf(format, args...)}
+}
+
+// loadConfig reads and parses the configuration file at path. Parse errors
+// are returned as parseConfig returns them, starting with "Line L, column C".
+func loadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, readError(path, err)
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, readError(path, err)
+	}
+	if len(src) > maxConfigSize {
+		return nil, fmt.Errorf("Can't read configuration file '%s': larger than %d MiB", path, maxConfigSize>>20)
+	}
+	return parseConfig(src)
+}
+
+// readError words an I/O failure without repeating the path twice (an
+// *os.PathError already contains it).
+func readError(path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("Can't read configuration file '%s': %v", path, err)
+}
+
+// parseConfig parses and validates a configuration. The returned Config
+// has every default filled in and every account's effective refresh_*
+// values resolved.
+func parseConfig(src []byte) (*Config, error) {
+	// One copy of the source lets every token and every stored value be a
+	// substring of it, which keeps parsing at a handful of allocations per
+	// account. The Config thereby keeps the source alive, which costs
+	// nothing that matters: configuration files are small.
+	p := &parser{lx: newLexer(string(src))}
+	p.cfg = &Config{
+		AuthNotifyInterval:  defaultAuthNotifyInterval,
+		HTTPListen:          defaultListen,
+		HTTPSListen:         defaultListen,
+		RefreshAtLeast:      defaultRefreshAtLeast,
+		RefreshBeforeExpiry: defaultRefreshBeforeExpiry,
+		RefreshRetry:        defaultRefreshRetry,
+	}
+	p.advance()
+	if err := p.parseFile(); err != nil {
+		return nil, err
+	}
+	if err := p.finish(); err != nil {
+		return nil, err
+	}
+	return p.cfg, nil
+}
+
+// keyID identifies a setting name. One enumeration covers both scopes so
+// that the refresh_* keys, valid in both, share an identity.
+type keyID uint8
+
+const (
+	kAuthNotifyCmd keyID = iota
+	kAuthNotifyInterval
+	kErrorNotifyCmd
+	kHTTPListen
+	kHTTPSListen
+	kRefreshAtLeast
+	kRefreshBeforeExpiry
+	kRefreshRetry
+	kStartupCmd
+	kTokenEventCmd
+	kTransientErrorIfCmd
+	kAuthURI
+	kTokenURI
+	kClientID
+	kClientSecret
+	kScopes
+	kRedirectURI
+	kAuthURIFields
+	kLoginHint
+	kDeviceAuthURI
+	kTokenEndpointAuthMethod
+	kRevokeURI
+	nKeys
+)
+
+const (
+	inGlobal  = 1
+	inAccount = 2
+)
+
+// lookupKey maps a setting name to its identity and the scopes where it
+// may appear. A switch rather than a map: it is on the hot path of large
+// configurations and needs no hashing.
+func lookupKey(name string) (id keyID, scope uint8, ok bool) {
+	switch name {
+	case "auth_notify_cmd":
+		return kAuthNotifyCmd, inGlobal, true
+	case "auth_notify_interval":
+		return kAuthNotifyInterval, inGlobal, true
+	case "error_notify_cmd":
+		return kErrorNotifyCmd, inGlobal, true
+	case "http_listen":
+		return kHTTPListen, inGlobal, true
+	case "https_listen":
+		return kHTTPSListen, inGlobal, true
+	case "refresh_at_least":
+		return kRefreshAtLeast, inGlobal | inAccount, true
+	case "refresh_before_expiry":
+		return kRefreshBeforeExpiry, inGlobal | inAccount, true
+	case "refresh_retry":
+		return kRefreshRetry, inGlobal | inAccount, true
+	case "startup_cmd":
+		return kStartupCmd, inGlobal, true
+	case "token_event_cmd":
+		return kTokenEventCmd, inGlobal, true
+	case "transient_error_if_cmd":
+		return kTransientErrorIfCmd, inGlobal, true
+	case "auth_uri":
+		return kAuthURI, inAccount, true
+	case "token_uri":
+		return kTokenURI, inAccount, true
+	case "client_id":
+		return kClientID, inAccount, true
+	case "client_secret":
+		return kClientSecret, inAccount, true
+	case "scopes":
+		return kScopes, inAccount, true
+	case "redirect_uri":
+		return kRedirectURI, inAccount, true
+	case "auth_uri_fields":
+		return kAuthURIFields, inAccount, true
+	case "login_hint":
+		return kLoginHint, inAccount, true
+	case "device_auth_uri":
+		return kDeviceAuthURI, inAccount, true
+	case "token_endpoint_auth_method":
+		return kTokenEndpointAuthMethod, inAccount, true
+	case "revoke_uri":
+		return kRevokeURI, inAccount, true
+	}
+	return 0, 0, false
+}
+
+// reservedField reports whether key is a query parameter pizauth itself
+// puts in an authorisation URL (SPEC §5): letting auth_uri_fields repeat it
+// would send conflicting values.
+func reservedField(key string) bool {
+	switch key {
+	case "access_type", "client_id", "code_challenge", "code_challenge_method",
+		"redirect_uri", "response_type", "scope", "state":
+		return true
+	}
+	return false
+}
+
+// parser is a recursive-descent parser with one token of lookahead.
+type parser struct {
+	lx    *lexer
+	tok   token
+	cfg   *Config
+	seen  [nKeys]pos // global settings already given
+	none  [2]pos     // where http_listen, https_listen were set to none
+	accts []acctParse
+	names map[string]struct{}
+}
+
+// acctParse is what the whole-file checks need to know about an account
+// beyond the Account itself.
+type acctParse struct {
+	acct       *Account
+	at         pos // the 'account' keyword
+	redirectAt pos // zero if redirect_uri was defaulted
+	hasAtLeast bool
+	hasBefore  bool
+	hasRetry   bool
+	deviceOnly bool
+}
+
+// valKind is the shape of a parsed value.
+type valKind uint8
+
+const (
+	vString valKind = iota
+	vTime
+	vNone
+	vList
+	vMap
+)
+
+// value is a parsed right-hand side, before it is checked against its key.
+type value struct {
+	kind  valKind
+	pos   pos
+	str   string
+	dur   time.Duration
+	list  []string
+	pairs []KV
+	// Positions later checks may need, kept instead of one position per
+	// element so that large files cost fewer allocations.
+	emptyAt    pos // first empty string in a list
+	reservedAt pos // first map key that is a reservedField
+	hintAt     pos // first map key "login_hint"
+}
+
+func (p *parser) advance() { p.tok = p.lx.next() }
+
+// unexpected reports the current token as not being what was wanted. A
+// lexical error token is reported as itself.
+func (p *parser) unexpected(want string) error {
+	if p.tok.kind == tokError {
+		return errAt(p.tok.pos, "%s", p.tok.val)
+	}
+	return errAt(p.tok.pos, "expected %s, found %s", want, p.tok.describe())
+}
+
+// expect consumes a punctuation token of kind k or fails.
+func (p *parser) expect(k tokKind) error {
+	if p.tok.kind != k {
+		return p.unexpected("'" + punctText[k] + "'")
+	}
+	p.advance()
+	return nil
+}
+
+// parseFile: file = { item } EOF .
+func (p *parser) parseFile() error {
+	for p.tok.kind != tokEOF {
+		if err := p.parseItem(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseItem: item = account | setting .
+func (p *parser) parseItem() error {
+	if p.tok.kind == tokIdent && p.tok.val == "account" {
+		return p.parseAccount()
+	}
+	id, v, err := p.parseSetting(inGlobal, &p.seen)
+	if err != nil {
+		return err
+	}
+	return p.setGlobal(id, v)
+}
+
+// parseAccount: account = "account" STRING "{" { setting } "}" .
+func (p *parser) parseAccount() error {
+	st := acctParse{at: p.tok.pos}
+	p.advance()
+	if p.tok.kind != tokString {
+		return p.unexpected("an account name in double quotes")
+	}
+	name := p.tok.val
+	if err := checkAccountName(name); err != nil {
+		return errAt(p.tok.pos, "%v", err)
+	}
+	if p.names == nil {
+		p.names = make(map[string]struct{})
+	}
+	if _, dup := p.names[name]; dup {
+		return errAt(p.tok.pos, "Mustn't specify account '%s' more than once", shorten(name))
+	}
+	p.names[name] = struct{}{}
+	p.advance()
+	if err := p.expect(tokLBrace); err != nil {
+		return err
+	}
+	a := &Account{Name: name}
+	st.acct = a
+	var seen [nKeys]pos
+	var loginHint string
+	var loginHintAt, fieldsHintAt pos
+	for p.tok.kind != tokRBrace {
+		if p.tok.kind == tokEOF {
+			return errAt(p.tok.pos, "expected '}' to close account '%s' (line %d), found end of file", shorten(name), st.at.line)
+		}
+		id, v, err := p.parseSetting(inAccount, &seen)
+		if err != nil {
+			return err
+		}
+		switch id {
+		case kLoginHint:
+			if loginHint, err = needString("login_hint", v); err != nil {
+				return err
+			}
+			loginHintAt = seen[kLoginHint]
+			if fieldsHintAt != (pos{}) {
+				return errAt(loginHintAt, bothLoginHints)
+			}
+		case kAuthURIFields:
+			if err := p.setAccountField(&st, id, v); err != nil {
+				return err
+			}
+			fieldsHintAt = v.hintAt
+			if fieldsHintAt != (pos{}) && loginHintAt != (pos{}) {
+				return errAt(fieldsHintAt, bothLoginHints)
+			}
+		default:
+			if err := p.setAccountField(&st, id, v); err != nil {
+				return err
+			}
+		}
+	}
+	p.advance()
+	if loginHintAt != (pos{}) {
+		// As in the original pizauth, the deprecated login_hint goes after
+		// every explicit field.
+		a.AuthURIFields = append(a.AuthURIFields, KV{"login_hint", loginHint})
+	}
+	switch {
+	case a.AuthURI == "" && a.DeviceAuthURI == "":
+		return errAt(st.at, "auth_uri not specified")
+	case a.TokenURI == "":
+		return errAt(st.at, "token_uri not specified")
+	case a.ClientID == "":
+		return errAt(st.at, "client_id not specified")
+	}
+	if a.RedirectURI == "" {
+		a.RedirectURI = defaultRedirectURI
+	}
+	if a.TokenEndpointAuthMethod == "" {
+		a.TokenEndpointAuthMethod = authMethodPost
+	}
+	st.deviceOnly = a.AuthURI == ""
+	p.cfg.Accounts = append(p.cfg.Accounts, a)
+	p.accts = append(p.accts, st)
+	return nil
+}
+
+const bothLoginHints = "Mustn't specify both login_hint and an auth_uri_fields \"login_hint\": remove login_hint (it is deprecated)"
+
+// checkAccountName rejects names that would break a one-line status
+// output or could not be typed on a command line.
+func checkAccountName(name string) error {
+	if name == "" {
+		return errors.New("account name must not be empty")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("account name must not contain control characters such as newlines or tabs")
+		}
+	}
+	return nil
+}
+
+// parseSetting: setting = IDENT "=" value ";" .
+// The key is checked against scope and seen before its value is parsed, so
+// an unknown or repeated key is reported at the key.
+func (p *parser) parseSetting(scope uint8, seen *[nKeys]pos) (keyID, value, error) {
+	if p.tok.kind != tokIdent {
+		if scope == inGlobal {
+			return 0, value{}, p.unexpected("a setting name or 'account'")
+		}
+		return 0, value{}, p.unexpected("a setting name or '}'")
+	}
+	keyTok := p.tok
+	name := keyTok.val
+	id, kscope, ok := lookupKey(name)
+	switch {
+	case name == "auth_error_cmd":
+		return 0, value{}, errAt(keyTok.pos, "'auth_error_cmd' has been renamed to 'error_notify_cmd'")
+	case name == "not_transient_error_if":
+		return 0, value{}, errAt(keyTok.pos, "'not_transient_error_if' has been replaced by 'transient_error_if_cmd' (whose command exits 0 when an error is transient)")
+	case name == "account" && scope == inAccount:
+		return 0, value{}, errAt(keyTok.pos, "account blocks can't be nested: close this account with '}' first")
+	case !ok && scope == inGlobal:
+		return 0, value{}, errAt(keyTok.pos, "Unknown setting '%s'", shorten(name))
+	case !ok:
+		return 0, value{}, errAt(keyTok.pos, "Unknown account setting '%s'", shorten(name))
+	case kscope&scope == 0 && scope == inGlobal:
+		return 0, value{}, errAt(keyTok.pos, "'%s' can only be set inside an account block", name)
+	case kscope&scope == 0:
+		return 0, value{}, errAt(keyTok.pos, "'%s' is a global setting: move it outside the account block", name)
+	case seen[id] != pos{}:
+		return 0, value{}, errAt(keyTok.pos, "Mustn't specify '%s' more than once", name)
+	}
+	seen[id] = keyTok.pos
+	p.advance()
+	if err := p.expect(tokEquals); err != nil {
+		return 0, value{}, err
+	}
+	v, err := p.parseValue()
+	if err != nil {
+		return 0, value{}, err
+	}
+	if err := p.expect(tokSemi); err != nil {
+		return 0, value{}, err
+	}
+	return id, v, nil
+}
+
+// parseValue: value = STRING | TIME | "none" | list | map .
+func (p *parser) parseValue() (value, error) {
+	v := value{pos: p.tok.pos}
+	switch p.tok.kind {
+	case tokString:
+		v.kind, v.str = vString, p.tok.val
+	case tokTime:
+		v.kind, v.dur = vTime, p.tok.dur
+	case tokNone:
+		v.kind = vNone
+	case tokLBrack:
+		return p.parseList()
+	case tokLBrace:
+		return p.parseMap()
+	default:
+		return v, p.unexpected("a value (a string, a time, none, [...] or {...})")
+	}
+	p.advance()
+	return v, nil
+}
+
+// parseList: list = "[" [ STRING { "," STRING } [ "," ] ] "]" .
+func (p *parser) parseList() (value, error) {
+	v := value{kind: vList, pos: p.tok.pos}
+	p.advance()
+	for p.tok.kind != tokRBrack {
+		if p.tok.kind != tokString {
+			return v, p.unexpected("a string or ']'")
+		}
+		if p.tok.val == "" && v.emptyAt == (pos{}) {
+			v.emptyAt = p.tok.pos
+		}
+		v.list = append(v.list, p.tok.val)
+		p.advance()
+		if p.tok.kind == tokRBrack {
+			break
+		}
+		if err := p.expect(tokComma); err != nil {
+			return v, err
+		}
+	}
+	p.advance()
+	return v, nil
+}
+
+// parseMap: map = "{" [ pair { "," pair } [ "," ] ] "}" .
+func (p *parser) parseMap() (value, error) {
+	v := value{kind: vMap, pos: p.tok.pos}
+	p.advance()
+	for p.tok.kind != tokRBrace {
+		if p.tok.kind != tokString {
+			return v, p.unexpected("a string key or '}'")
+		}
+		kv, at, err := p.parsePair()
+		if err != nil {
+			return v, err
+		}
+		if reservedField(kv.Key) && v.reservedAt == (pos{}) {
+			v.reservedAt = at
+		}
+		if kv.Key == "login_hint" && v.hintAt == (pos{}) {
+			v.hintAt = at
+		}
+		v.pairs = append(v.pairs, kv)
+		if p.tok.kind == tokRBrace {
+			break
+		}
+		if err := p.expect(tokComma); err != nil {
+			return v, err
+		}
+	}
+	p.advance()
+	return v, nil
+}
+
+// parsePair: pair = STRING ":" STRING .
+func (p *parser) parsePair() (KV, pos, error) {
+	at := p.tok.pos
+	key := p.tok.val
+	p.advance()
+	if err := p.expect(tokColon); err != nil {
+		return KV{}, at, err
+	}
+	if p.tok.kind != tokString {
+		return KV{}, at, p.unexpected("a string value")
+	}
+	kv := KV{key, p.tok.val}
+	p.advance()
+	return kv, at, nil
+}
+
+func needString(key string, v value) (string, error) {
+	if v.kind != vString {
+		return "", errAt(v.pos, "'%s' must be a string in double quotes", key)
+	}
+	return v.str, nil
+}
+
+// needTime checks a time value; positive rejects 0, for settings where 0
+// would make pizauth loop without pause.
+func needTime(key string, v value, positive bool) (time.Duration, error) {
+	if v.kind != vTime {
+		return 0, errAt(v.pos, "'%s' must be a time such as 90s, 15m, 2h or 1d", key)
+	}
+	if positive && v.dur == 0 {
+		return 0, errAt(v.pos, "'%s' must be greater than zero", key)
+	}
+	return v.dur, nil
+}
+
+// setGlobal stores a global setting.
+func (p *parser) setGlobal(id keyID, v value) error {
+	c := p.cfg
+	var err error
+	switch id {
+	case kAuthNotifyCmd:
+		c.AuthNotifyCmd, err = needString("auth_notify_cmd", v)
+	case kErrorNotifyCmd:
+		c.ErrorNotifyCmd, err = needString("error_notify_cmd", v)
+	case kStartupCmd:
+		c.StartupCmd, err = needString("startup_cmd", v)
+	case kTokenEventCmd:
+		c.TokenEventCmd, err = needString("token_event_cmd", v)
+	case kTransientErrorIfCmd:
+		c.TransientErrorIfCmd, err = needString("transient_error_if_cmd", v)
+	case kAuthNotifyInterval:
+		c.AuthNotifyInterval, err = needTime("auth_notify_interval", v, true)
+	case kRefreshAtLeast:
+		c.RefreshAtLeast, err = needTime("refresh_at_least", v, true)
+	case kRefreshBeforeExpiry:
+		c.RefreshBeforeExpiry, err = needTime("refresh_before_expiry", v, false)
+	case kRefreshRetry:
+		c.RefreshRetry, err = needTime("refresh_retry", v, true)
+	case kHTTPListen:
+		c.HTTPListen, err = p.listenAddr("http_listen", 0, v)
+	case kHTTPSListen:
+		c.HTTPSListen, err = p.listenAddr("https_listen", 1, v)
+	}
+	return err
+}
+
+// listenAddr checks a listener setting: host:port, or none ("" in Config).
+func (p *parser) listenAddr(key string, i int, v value) (string, error) {
+	switch v.kind {
+	case vNone:
+		p.none[i] = v.pos
+		return "", nil
+	case vString:
+	default:
+		return "", errAt(v.pos, "'%s' must be an address such as \"127.0.0.1:8080\", or none", key)
+	}
+	switch v.str {
+	case "":
+		return "", errAt(v.pos, "'%s' must not be empty: use none (without quotes) to turn the listener off", key)
+	case "none":
+		return "", errAt(v.pos, "'%s' is the string \"none\": write none without quotes to turn the listener off", key)
+	}
+	_, port, err := net.SplitHostPort(v.str)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err)
+		}
+		return "", errAt(v.pos, "'%s' must be host:port, e.g. \"127.0.0.1:8080\" (port 0 picks a free port): %v", key, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", errAt(v.pos, "'%s' has an invalid port '%s': use a number from 0 to 65535 (0 picks a free port)", key, shorten(port))
+	}
+	return v.str, nil
+}
+
+// setAccountField stores one account setting other than login_hint.
+func (p *parser) setAccountField(st *acctParse, id keyID, v value) error {
+	a := st.acct
+	var err error
+	switch id {
+	case kAuthURI:
+		a.AuthURI, err = needURI("auth_uri", v)
+	case kTokenURI:
+		a.TokenURI, err = needURI("token_uri", v)
+	case kDeviceAuthURI:
+		a.DeviceAuthURI, err = needURI("device_auth_uri", v)
+	case kRevokeURI:
+		a.RevokeURI, err = needURI("revoke_uri", v)
+	case kRedirectURI:
+		a.RedirectURI, err = needURI("redirect_uri", v)
+		st.redirectAt = v.pos
+	case kClientID:
+		a.ClientID, err = needString("client_id", v)
+		if err == nil && a.ClientID == "" {
+			err = errAt(v.pos, "'client_id' must not be empty")
+		}
+	case kClientSecret:
+		a.ClientSecret, err = needString("client_secret", v)
+		if err == nil && a.ClientSecret == "" {
+			err = errAt(v.pos, "'client_secret' must not be empty: leave it out if the provider issued no secret")
+		}
+	case kTokenEndpointAuthMethod:
+		a.TokenEndpointAuthMethod, err = needString("token_endpoint_auth_method", v)
+		if err == nil && a.TokenEndpointAuthMethod != authMethodPost && a.TokenEndpointAuthMethod != authMethodBasic {
+			err = errAt(v.pos, "'token_endpoint_auth_method' must be \"client_secret_post\" or \"client_secret_basic\"")
+		}
+	case kScopes:
+		if v.kind != vList {
+			return errAt(v.pos, "'scopes' must be a list of strings such as [\"a\", \"b\"]")
+		}
+		if v.emptyAt != (pos{}) {
+			return errAt(v.emptyAt, "a scope must not be empty")
+		}
+		a.Scopes = v.list
+	case kAuthURIFields:
+		if v.kind != vMap {
+			return errAt(v.pos, "'auth_uri_fields' must be a map such as {\"key\": \"value\"}")
+		}
+		if at := v.reservedAt; at != (pos{}) {
+			for _, kv := range v.pairs {
+				if reservedField(kv.Key) {
+					return errAt(at, "'%s' can't be set in auth_uri_fields: pizauth sends it itself", kv.Key)
+				}
+			}
+		}
+		a.AuthURIFields = v.pairs
+	case kRefreshAtLeast:
+		a.RefreshAtLeast, err = needTime("refresh_at_least", v, true)
+		st.hasAtLeast = true
+	case kRefreshBeforeExpiry:
+		a.RefreshBeforeExpiry, err = needTime("refresh_before_expiry", v, false)
+		st.hasBefore = true
+	case kRefreshRetry:
+		a.RefreshRetry, err = needTime("refresh_retry", v, true)
+		st.hasRetry = true
+	}
+	return err
+}
+
+// needURI checks that v is an absolute http or https URI without a
+// fragment. The URI is not repeated in messages: the position says where.
+func needURI(key string, v value) (string, error) {
+	s, err := needString(key, v)
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", errAt(v.pos, "'%s' is not a valid URI: %v", key, err)
+	}
+	switch {
+	case u.Scheme == "":
+		return "", errAt(v.pos, "'%s' must be an absolute URI starting with https:// or http://", key)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", errAt(v.pos, "'%s' must be an http or https URI, not '%s'", key, shorten(u.Scheme))
+	case u.Opaque != "" || u.Host == "":
+		return "", errAt(v.pos, "'%s' has no host: write it as %s://host/path", key, u.Scheme)
+	case strings.IndexByte(s, '#') >= 0:
+		return "", errAt(v.pos, "'%s' must not contain a #fragment", key)
+	}
+	return s, nil
+}
+
+// finish runs the checks that need the whole file and resolves each
+// account's effective refresh_* values.
+func (p *parser) finish() error {
+	c := p.cfg
+	if len(c.Accounts) == 0 {
+		return errAt(p.tok.pos, "no account specified: add an account \"name\" { ... } block")
+	}
+	if c.HTTPListen == "" && c.HTTPSListen == "" {
+		at := p.none[1]
+		if p.none[0].line > at.line || p.none[0].line == at.line && p.none[0].col > at.col {
+			at = p.none[0]
+		}
+		return errAt(at, "http_listen and https_listen can't both be none")
+	}
+	for i := range p.accts {
+		st := &p.accts[i]
+		a := st.acct
+		if !st.hasAtLeast {
+			a.RefreshAtLeast = c.RefreshAtLeast
+		}
+		if !st.hasBefore {
+			a.RefreshBeforeExpiry = c.RefreshBeforeExpiry
+		}
+		if !st.hasRetry {
+			a.RefreshRetry = c.RefreshRetry
+		}
+		if st.deviceOnly {
+			// The device flow never redirects, so it needs no listener.
+			continue
+		}
+		// needURI has already checked the scheme is http or https, in
+		// any case.
+		https := len(a.RedirectURI) >= 6 && strings.EqualFold(a.RedirectURI[:6], "https:")
+		off, other := "http_listen", "https"
+		if https {
+			off, other = "https_listen", "http"
+		}
+		if https && c.HTTPSListen != "" || !https && c.HTTPListen != "" {
+			continue
+		}
+		if st.redirectAt != (pos{}) {
+			return errAt(st.redirectAt, "redirect_uri needs %s, which is none: enable %s or use an %s redirect_uri", off, off, other)
+		}
+		return errAt(st.at, "account '%s' uses the default redirect_uri %s, which needs http_listen, but http_listen is none: enable http_listen or set an https redirect_uri", shorten(a.Name), defaultRedirectURI)
+	}
+	return nil
+}
+
+// account returns the account called name, or nil.
+func (c *Config) account(name string) *Account {
+	for _, a := range c.Accounts {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// secureKeyVersion is the first byte of every secureKey. Change it, and the
+// encoding below, only together: keys are stored inside dumps.
+const secureKeyVersion = 1
+
+// secureKey is a canonical encoding of the fields that decide who a token
+// belongs to and where it may be sent (SPEC §9, §10): if any of them changes,
+// a token obtained under the old values must not be used. refresh_*,
+// revoke_uri and hooks are deliberately left out.
+//
+// Encoding (stable; it is stored inside dumps):
+//
+//	byte     version (secureKeyVersion = 1)
+//	str      name
+//	str      auth_uri
+//	u32      number of auth_uri_fields pairs, then per pair: str key, str value
+//	str      client_id
+//	str      client_secret
+//	str      redirect_uri
+//	u32      number of scopes, then per scope: str scope
+//	str      token_uri
+//	str      device_auth_uri
+//	str      token_endpoint_auth_method
+//
+// where u32 is a big-endian uint32 and str is a u32 byte length followed by
+// the UTF-8 bytes. Every field is present (an unset one is the empty string
+// or an empty list) so the encoding is unambiguous. The key contains the
+// client secret: it is for comparison and sealed dumps only, never for
+// logs.
+func (a *Account) secureKey() []byte {
+	n := 1 + 4*10 + len(a.Name) + len(a.AuthURI) + len(a.ClientID) +
+		len(a.ClientSecret) + len(a.RedirectURI) + len(a.TokenURI) +
+		len(a.DeviceAuthURI) + len(a.TokenEndpointAuthMethod)
+	for _, kv := range a.AuthURIFields {
+		n += 8 + len(kv.Key) + len(kv.Value)
+	}
+	for _, s := range a.Scopes {
+		n += 4 + len(s)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, secureKeyVersion)
+	b = appendStr(b, a.Name)
+	b = appendStr(b, a.AuthURI)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(a.AuthURIFields)))
+	for _, kv := range a.AuthURIFields {
+		b = appendStr(b, kv.Key)
+		b = appendStr(b, kv.Value)
+	}
+	b = appendStr(b, a.ClientID)
+	b = appendStr(b, a.ClientSecret)
+	b = appendStr(b, a.RedirectURI)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(a.Scopes)))
+	for _, s := range a.Scopes {
+		b = appendStr(b, s)
+	}
+	b = appendStr(b, a.TokenURI)
+	b = appendStr(b, a.DeviceAuthURI)
+	b = appendStr(b, a.TokenEndpointAuthMethod)
+	return b
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// secureEqual reports whether a and b agree on every security-relevant
+// field, i.e. whether a token obtained for one may be used for the other.
+func (a *Account) secureEqual(b *Account) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return string(a.secureKey()) == string(b.secureKey())
 }

@@ -1,0 +1,196 @@
+# pizauth Makefile. Works with GNU make (>= 4.0) and BSD make (bmake,
+# OpenBSD and FreeBSD make): no pattern rules, no conditionals, no GNU
+# functions. `VAR != cmd` is understood by both.
+#
+#   make                 build ./pizauth (static, reproducible)
+#   make check           the whole test suite (what .ci/run runs)
+#   make install         install under $(DESTDIR)$(PREFIX)
+#   make uninstall       remove what install put there
+#   make bench           `pizauth show` latency against two floors
+#   make clean
+#
+# Packagers: set VERSION when building outside a git checkout (a release
+# tarball, or a tree unpacked inside some other repository), e.g.
+# `make VERSION=1.2.3`. Every directory below can be overridden on the
+# command line, e.g. `make install PREFIX=/usr MANDIR=/usr/share/man`.
+
+GO ?= go
+VERSION != git describe --tags --always --dirty 2>/dev/null || echo unknown
+
+# -trimpath and an empty build id keep machine paths and per-build noise out
+# of the binary; -buildvcs=false keeps it independent of the git working
+# tree state (the version is stamped explicitly instead). CGO_ENABLED=0
+# gives a static binary: it starts faster than a cgo-linked one and runs on
+# any distribution.
+GOBUILDFLAGS = -trimpath -buildvcs=false
+GOLDFLAGS = -s -w -buildid= -X main.version=$(VERSION)
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+SYSTEMDUSERUNITDIR ?= $(PREFIX)/lib/systemd/user
+EXAMPLESDIR ?= $(PREFIX)/share/examples/pizauth
+
+CROSS_OS = linux freebsd openbsd netbsd darwin
+CROSS_ARCH = amd64 arm64
+TEST_TIMEOUT = 10m
+
+.PHONY: all check check-fmt check-vet check-test check-cross check-man \
+	check-completion check-install check-installed check-uninstalled \
+	install uninstall bench clean
+
+all:
+	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -ldflags "$(GOLDFLAGS)" -o pizauth .
+
+# `make install` uses an existing ./pizauth and builds one only if there is
+# none, so that `make && sudo make install` never runs the Go toolchain as
+# root.
+pizauth:
+	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -ldflags "$(GOLDFLAGS)" -o pizauth .
+
+check: check-fmt check-vet check-man check-completion check-cross check-install check-test
+
+check-fmt:
+	@out=`gofmt -l .`; if [ -n "$$out" ]; then \
+		echo "gofmt: these files need formatting (run gofmt -w):"; \
+		echo "$$out"; exit 1; fi
+	@echo "gofmt: ok"
+
+check-vet:
+	$(GO) vet ./...
+	@for os in $(CROSS_OS); do \
+		echo "GOOS=$$os go vet ./..."; \
+		GOOS=$$os GOARCH=amd64 CGO_ENABLED=0 $(GO) vet ./... || exit 1; \
+	done
+
+check-test:
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+check-cross:
+	@for os in $(CROSS_OS); do for arch in $(CROSS_ARCH); do \
+		echo "GOOS=$$os GOARCH=$$arch go build"; \
+		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -o /dev/null . || exit 1; \
+	done; done
+
+# Any mandoc message fails the check, except "referenced manual not found":
+# whether age(1) or mbsync(1) is installed says nothing about our pages.
+check-man:
+	@command -v mandoc >/dev/null 2>&1 || { \
+		echo "mandoc not found: install it (Debian: apt-get install mandoc)"; exit 1; }
+	@out=`mandoc -Tlint pizauth.1 pizauth.conf.5 2>&1 | \
+		grep -v 'STYLE: referenced manual not found'`; if [ -n "$$out" ]; then \
+		echo "$$out"; exit 1; fi
+	@echo "mandoc -Tlint: ok"
+
+check-completion:
+	bash -n share/completion/pizauth.bash
+	@if command -v zsh >/dev/null 2>&1; then \
+		echo "zsh -n share/completion/_pizauth"; \
+		zsh -n share/completion/_pizauth || exit 1; \
+	else echo "zsh not found: skipping the zsh completion syntax check"; fi
+	@if command -v fish >/dev/null 2>&1; then \
+		echo "fish -n share/completion/pizauth.fish"; \
+		fish -n share/completion/pizauth.fish || exit 1; \
+	else echo "fish not found: skipping the fish completion syntax check"; fi
+	sh -n share/openbsd/rc.d/pizauth
+	sh -n share/freebsd/rc.d/pizauth
+	sh -n bench/latency.sh
+	bash -n .ci/run
+
+# Installs into a scratch DESTDIR with this make and, when present, with BSD
+# make too, then checks that every file arrived and that uninstall removes
+# them all again.
+check-install: pizauth
+	@tmp=`mktemp -d`; \
+	$(MAKE) install DESTDIR="$$tmp" PREFIX=/usr/local >/dev/null && \
+	$(MAKE) -s check-installed DESTDIR="$$tmp" PREFIX=/usr/local && \
+	$(MAKE) uninstall DESTDIR="$$tmp" PREFIX=/usr/local >/dev/null && \
+	$(MAKE) -s check-uninstalled DESTDIR="$$tmp" PREFIX=/usr/local; \
+	st=$$?; rm -rf "$$tmp"; exit $$st
+	@if command -v bmake >/dev/null 2>&1; then \
+		tmp=`mktemp -d`; \
+		MAKEFLAGS= MFLAGS= MAKELEVEL= bmake install DESTDIR="$$tmp" PREFIX=/usr/local >/dev/null && \
+		MAKEFLAGS= MFLAGS= MAKELEVEL= bmake -s check-installed DESTDIR="$$tmp" PREFIX=/usr/local && \
+		echo "install with BSD make: ok"; \
+		st=$$?; rm -rf "$$tmp"; exit $$st; \
+	else echo "bmake not found: skipping the BSD make install check"; fi
+
+INSTALLED_FILES = \
+	$(BINDIR)/pizauth \
+	$(MANDIR)/man1/pizauth.1 \
+	$(MANDIR)/man5/pizauth.conf.5 \
+	$(BASHCOMPDIR)/pizauth \
+	$(ZSHCOMPDIR)/_pizauth \
+	$(FISHCOMPDIR)/pizauth.fish \
+	$(SYSTEMDUSERUNITDIR)/pizauth.service \
+	$(EXAMPLESDIR)/pizauth.conf \
+	$(EXAMPLESDIR)/openbsd/rc.d/pizauth \
+	$(EXAMPLESDIR)/freebsd/rc.d/pizauth
+
+check-installed:
+	@for f in $(INSTALLED_FILES); do \
+		[ -f "$(DESTDIR)$$f" ] || { echo "install check: $$f was not installed"; exit 1; }; \
+	done
+	@[ -x "$(DESTDIR)$(BINDIR)/pizauth" ] || { echo "install check: pizauth is not executable"; exit 1; }
+	@grep -q '^ExecStart=$(BINDIR)/pizauth server -d$$' "$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pizauth.service" || { \
+		echo "install check: systemd unit does not run $(BINDIR)/pizauth"; exit 1; }
+	@if grep -q '@BINDIR@' "$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pizauth.service"; then \
+		echo "install check: @BINDIR@ left in the systemd unit"; exit 1; fi
+	@echo "install check: all files installed under $(DESTDIR)$(PREFIX)"
+
+check-uninstalled:
+	@for f in $(INSTALLED_FILES); do \
+		[ ! -e "$(DESTDIR)$$f" ] || { echo "uninstall check: $$f is still there"; exit 1; }; \
+	done
+	@echo "uninstall check: ok"
+
+install: pizauth
+	mkdir -p "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(MANDIR)/man5" \
+		"$(DESTDIR)$(BASHCOMPDIR)" "$(DESTDIR)$(ZSHCOMPDIR)" "$(DESTDIR)$(FISHCOMPDIR)" \
+		"$(DESTDIR)$(SYSTEMDUSERUNITDIR)" "$(DESTDIR)$(EXAMPLESDIR)/openbsd/rc.d" \
+		"$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d"
+	cp pizauth "$(DESTDIR)$(BINDIR)/pizauth"
+	chmod 755 "$(DESTDIR)$(BINDIR)/pizauth"
+	cp pizauth.1 "$(DESTDIR)$(MANDIR)/man1/pizauth.1"
+	cp pizauth.conf.5 "$(DESTDIR)$(MANDIR)/man5/pizauth.conf.5"
+	cp share/completion/pizauth.bash "$(DESTDIR)$(BASHCOMPDIR)/pizauth"
+	cp share/completion/_pizauth "$(DESTDIR)$(ZSHCOMPDIR)/_pizauth"
+	cp share/completion/pizauth.fish "$(DESTDIR)$(FISHCOMPDIR)/pizauth.fish"
+	sed 's|@BINDIR@|$(BINDIR)|g' share/systemd/user/pizauth.service \
+		> "$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pizauth.service"
+	cp examples/pizauth.conf "$(DESTDIR)$(EXAMPLESDIR)/pizauth.conf"
+	sed 's|/usr/local/bin/pizauth|$(BINDIR)/pizauth|g' share/openbsd/rc.d/pizauth \
+		> "$(DESTDIR)$(EXAMPLESDIR)/openbsd/rc.d/pizauth"
+	sed 's|/usr/local/bin/pizauth|$(BINDIR)/pizauth|g' share/freebsd/rc.d/pizauth \
+		> "$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d/pizauth"
+	cd "$(DESTDIR)$(MANDIR)" && chmod 644 man1/pizauth.1 man5/pizauth.conf.5
+	chmod 644 "$(DESTDIR)$(BASHCOMPDIR)/pizauth" "$(DESTDIR)$(ZSHCOMPDIR)/_pizauth" \
+		"$(DESTDIR)$(FISHCOMPDIR)/pizauth.fish" \
+		"$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pizauth.service" \
+		"$(DESTDIR)$(EXAMPLESDIR)/pizauth.conf"
+	chmod 755 "$(DESTDIR)$(EXAMPLESDIR)/openbsd/rc.d/pizauth" \
+		"$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d/pizauth"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/pizauth" \
+		"$(DESTDIR)$(MANDIR)/man1/pizauth.1" \
+		"$(DESTDIR)$(MANDIR)/man5/pizauth.conf.5" \
+		"$(DESTDIR)$(BASHCOMPDIR)/pizauth" \
+		"$(DESTDIR)$(ZSHCOMPDIR)/_pizauth" \
+		"$(DESTDIR)$(FISHCOMPDIR)/pizauth.fish" \
+		"$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pizauth.service" \
+		"$(DESTDIR)$(EXAMPLESDIR)/pizauth.conf" \
+		"$(DESTDIR)$(EXAMPLESDIR)/openbsd/rc.d/pizauth" \
+		"$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d/pizauth"
+	-rmdir "$(DESTDIR)$(EXAMPLESDIR)/openbsd/rc.d" "$(DESTDIR)$(EXAMPLESDIR)/openbsd" \
+		"$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d" "$(DESTDIR)$(EXAMPLESDIR)/freebsd" \
+		"$(DESTDIR)$(EXAMPLESDIR)" 2>/dev/null
+
+bench: all
+	sh bench/latency.sh
+
+clean:
+	rm -f pizauth

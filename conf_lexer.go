@@ -1,0 +1,410 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// The configuration lexer follows the shape of text/template/parse/lex.go:
+// small state functions, each consuming one kind of lexeme. It runs
+// synchronously: next() drives the state functions until one of them emits a
+// token, so there is no goroutine to leak when the parser stops early.
+//
+// Positions are 1-based lines and columns; a column counts runes (Unicode
+// code points), not bytes, so that it matches what a UTF-8 aware editor
+// shows. A tab counts as one column.
+//
+// Any input yields tokens or one error token, never a panic: the file must be
+// valid UTF-8, must contain no NUL byte, and every lexeme is checked. Work is
+// linear in the input length, so a 10 MB line costs no more than 10 MB of
+// short lines.
+
+// tokKind classifies a token.
+type tokKind uint8
+
+const (
+	tokEOF tokKind = iota
+	tokError
+	tokString // val holds the unescaped contents
+	tokTime   // val holds the source text, dur the value
+	tokIdent
+	tokNone // the keyword `none`
+	tokEquals
+	tokSemi
+	tokComma
+	tokColon
+	tokLBrace
+	tokRBrace
+	tokLBrack
+	tokRBrack
+)
+
+// pos is a 1-based line and rune column. The zero pos means "not seen".
+type pos struct{ line, col int }
+
+// token is one lexeme. For tokError, val is the message and the position is
+// where the problem is.
+type token struct {
+	kind tokKind
+	pos
+	val string
+	dur time.Duration
+}
+
+// maxShown bounds how much of a lexeme an error message repeats, so a
+// pathological 10 MB identifier gives a readable error.
+const maxShown = 32
+
+// shorten truncates s to maxShown runes for display in an error message.
+func shorten(s string) string {
+	n := 0
+	for i := range s {
+		if n == maxShown {
+			return s[:i] + "..."
+		}
+		n++
+	}
+	return s
+}
+
+// describe names a token for "expected X, found Y" messages. String
+// contents are never repeated: a misplaced string may be a client secret.
+func (t token) describe() string {
+	switch t.kind {
+	case tokEOF:
+		return "end of file"
+	case tokString:
+		return "a string"
+	case tokTime:
+		return "'" + shorten(t.val) + "'"
+	case tokIdent:
+		return "'" + shorten(t.val) + "'"
+	case tokNone:
+		return "'none'"
+	case tokError:
+		return t.val
+	}
+	return "'" + punctText[t.kind] + "'"
+}
+
+var punctText = map[tokKind]string{
+	tokEquals: "=", tokSemi: ";", tokComma: ",", tokColon: ":",
+	tokLBrace: "{", tokRBrace: "}", tokLBrack: "[", tokRBrack: "]",
+}
+
+// stateFn is one state of the lexer; it returns the next state, or nil once
+// it has emitted a token.
+type stateFn func(*lexer) stateFn
+
+// lexer turns configuration source into tokens.
+type lexer struct {
+	src   string
+	off   int // byte offset of the next unread byte
+	pos       // position of src[off]
+	start pos // position of the token being scanned
+	tok   token
+	done  bool // an EOF or error token was emitted: keep returning it
+}
+
+func newLexer(src string) *lexer {
+	l := &lexer{src: src, pos: pos{1, 1}}
+	// Editors on some platforms prepend a byte order mark; it is not part
+	// of the configuration, so it does not count as a column either.
+	if strings.HasPrefix(src, "\ufeff") {
+		l.off = len("\ufeff")
+	}
+	return l
+}
+
+// next returns the next token. After an EOF or error token, it returns that
+// same token forever.
+func (l *lexer) next() token {
+	if l.done {
+		return l.tok
+	}
+	for state := lexAny; state != nil; {
+		state = state(l)
+	}
+	return l.tok
+}
+
+func (l *lexer) emit(k tokKind, val string) stateFn {
+	l.tok = token{kind: k, pos: l.start, val: val}
+	l.done = k == tokEOF
+	return nil
+}
+
+// errorAt emits an error token at p and stops the lexer.
+func (l *lexer) errorAt(p pos, format string, args ...any) stateFn {
+	l.tok = token{kind: tokError, pos: p, val: fmt.Sprintf(format, args...)}
+	l.done = true
+	return nil
+}
+
+// step consumes one rune and updates the position. It reports false, after
+// emitting an error token, if the rune is a NUL or not valid UTF-8.
+func (l *lexer) step() bool {
+	c := l.src[l.off]
+	if c < utf8.RuneSelf {
+		if c == 0 {
+			l.errorAt(l.pos, "NUL byte not allowed in configuration file")
+			return false
+		}
+		l.off++
+		if c == '\n' {
+			l.line++
+			l.col = 1
+		} else {
+			l.col++
+		}
+		return true
+	}
+	r, n := utf8.DecodeRuneInString(l.src[l.off:])
+	if r == utf8.RuneError && n == 1 {
+		l.errorAt(l.pos, "invalid UTF-8 byte 0x%02x: the configuration file must be UTF-8 encoded", c)
+		return false
+	}
+	l.off += n
+	l.col++
+	return true
+}
+
+// runeErr emits the error for a rune that can't start or continue a lexeme
+// at the current position: a NUL or invalid UTF-8 if it is one, else
+// "unexpected character".
+func (l *lexer) runeErr(what string) stateFn {
+	if !l.step() {
+		return nil
+	}
+	r, _ := utf8.DecodeLastRuneInString(l.src[:l.off])
+	return l.errorAt(l.start, "unexpected character %s%s", strconv.QuoteRune(r), what)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+func isIdentStart(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_'
+}
+func isIdentChar(c byte) bool { return isIdentStart(c) || isDigit(c) }
+
+// lexAny skips blanks and dispatches on the first byte of a token.
+func lexAny(l *lexer) stateFn {
+	for l.off < len(l.src) {
+		switch l.src[l.off] {
+		case ' ', '\t', '\r':
+			l.off++
+			l.col++
+			continue
+		case '\n':
+			l.off++
+			l.line++
+			l.col = 1
+			continue
+		}
+		break
+	}
+	l.start = l.pos
+	if l.off >= len(l.src) {
+		return l.emit(tokEOF, "")
+	}
+	c := l.src[l.off]
+	switch {
+	case c == '"':
+		return lexString
+	case c == '/':
+		if strings.HasPrefix(l.src[l.off:], "//") {
+			return lexComment
+		}
+		return l.runeErr(" (comments start with //)")
+	case isDigit(c):
+		return lexTime
+	case isIdentStart(c):
+		return lexIdent
+	}
+	k, ok := punctKind(c)
+	if !ok {
+		return l.runeErr("")
+	}
+	l.off++
+	l.col++
+	return l.emit(k, "")
+}
+
+func punctKind(c byte) (tokKind, bool) {
+	switch c {
+	case '=':
+		return tokEquals, true
+	case ';':
+		return tokSemi, true
+	case ',':
+		return tokComma, true
+	case ':':
+		return tokColon, true
+	case '{':
+		return tokLBrace, true
+	case '}':
+		return tokRBrace, true
+	case '[':
+		return tokLBrack, true
+	case ']':
+		return tokRBrack, true
+	}
+	return 0, false
+}
+
+// lexComment skips a // comment up to (not including) the end of line. The
+// text is still checked: the whole file must be NUL-free UTF-8.
+func lexComment(l *lexer) stateFn {
+	rest := l.src[l.off:]
+	if i := strings.IndexByte(rest, '\n'); i >= 0 {
+		rest = rest[:i]
+	}
+	if utf8.ValidString(rest) && strings.IndexByte(rest, 0) < 0 {
+		l.off += len(rest)
+		l.col += utf8.RuneCountInString(rest)
+		return lexAny
+	}
+	// Slow path, only to find where the bad byte is.
+	for l.off < len(l.src) && l.src[l.off] != '\n' {
+		if !l.step() {
+			return nil
+		}
+	}
+	return lexAny
+}
+
+// lexString scans a double-quoted string. Only \" and \\ are escapes. A
+// string may span lines, as in the original pizauth: a shell command can be
+// long.
+func lexString(l *lexer) stateFn {
+	l.step() // opening quote
+	segStart := l.off
+	var b *strings.Builder // nil until the first escape: most strings are slices of src
+	for {
+		// Plain ASCII runs are the common case and need no per-rune
+		// bookkeeping beyond the column count.
+		i := l.off
+		for i < len(l.src) && plainStringByte[l.src[i]] {
+			i++
+		}
+		l.col += i - l.off
+		l.off = i
+		if l.off >= len(l.src) {
+			return l.errorAt(l.start, "unterminated string: the closing '\"' is missing")
+		}
+		switch l.src[l.off] {
+		case '"':
+			s := l.src[segStart:l.off]
+			if b != nil {
+				b.WriteString(s)
+				s = b.String()
+			}
+			l.off++
+			l.col++
+			return l.emit(tokString, s)
+		case '\\':
+			esc := l.pos
+			if b == nil {
+				b = new(strings.Builder)
+			}
+			b.WriteString(l.src[segStart:l.off])
+			l.off++
+			l.col++
+			if l.off >= len(l.src) {
+				return l.errorAt(l.start, "unterminated string: the closing '\"' is missing")
+			}
+			if c := l.src[l.off]; c != '"' && c != '\\' {
+				if !l.step() {
+					return nil
+				}
+				r, _ := utf8.DecodeLastRuneInString(l.src[:l.off])
+				return l.errorAt(esc, "invalid escape '\\%s' in string: only \\\" and \\\\ are allowed", strings.Trim(strconv.QuoteRune(r), "'"))
+			}
+			segStart = l.off // the escaped byte starts the next segment
+			l.off++
+			l.col++
+		default:
+			if !l.step() {
+				return nil
+			}
+		}
+	}
+}
+
+// plainStringByte marks the bytes lexString can pass over by just counting
+// a column: ASCII other than '"', '\\', newline and NUL.
+var plainStringByte = func() (t [256]bool) {
+	for c := 1; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '\n'
+	}
+	return t
+}()
+
+// lexTime scans [0-9]+[smhd] and computes its duration, rejecting overflow.
+func lexTime(l *lexer) stateFn {
+	begin := l.off
+	var n int64
+	overflow := false
+	for l.off < len(l.src) && isDigit(l.src[l.off]) {
+		d := int64(l.src[l.off] - '0')
+		if n > (math.MaxInt64-d)/10 {
+			overflow = true
+		} else {
+			n = n*10 + d
+		}
+		l.off++
+		l.col++
+	}
+	var unit time.Duration
+	if l.off < len(l.src) {
+		switch l.src[l.off] {
+		case 's':
+			unit = time.Second
+		case 'm':
+			unit = time.Minute
+		case 'h':
+			unit = time.Hour
+		case 'd':
+			unit = 24 * time.Hour
+		}
+	}
+	if unit != 0 {
+		l.off++
+		l.col++
+	}
+	// Swallow the rest of a word such as 15ms or 3days so the message can
+	// show it whole.
+	bad := l.off < len(l.src) && isIdentChar(l.src[l.off])
+	for l.off < len(l.src) && isIdentChar(l.src[l.off]) {
+		l.off++
+		l.col++
+	}
+	text := l.src[begin:l.off]
+	switch {
+	case bad:
+		return l.errorAt(l.start, "invalid time '%s': write a whole number followed by s, m, h or d, e.g. 90s", shorten(text))
+	case unit == 0:
+		return l.errorAt(l.start, "time '%s' needs a unit: s, m, h or d", shorten(text))
+	case overflow || n > int64(math.MaxInt64/unit):
+		return l.errorAt(l.start, "time '%s' is too large (the maximum is about 292 years)", shorten(text))
+	}
+	l.tok = token{kind: tokTime, pos: l.start, val: text, dur: time.Duration(n) * unit}
+	return nil
+}
+
+// lexIdent scans an identifier or the keyword `none`.
+func lexIdent(l *lexer) stateFn {
+	begin := l.off
+	for l.off < len(l.src) && isIdentChar(l.src[l.off]) {
+		l.off++
+		l.col++
+	}
+	word := l.src[begin:l.off]
+	if word == "none" {
+		return l.emit(tokNone, word)
+	}
+	return l.emit(tokIdent, word)
+}

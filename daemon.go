@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"log/syslog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// readyFDEnv names the environment variable through which a detached server
+// learns the file descriptor of its readiness pipe. Go cannot fork, so
+// `pizauth server` re-executes itself in a new session and waits on the
+// pipe: the child writes "OK" once its socket listens, or "E <message>" if
+// it could not start, so every start-up error still reaches the terminal
+// and `pizauth server` exits 0 only when a server really answers.
+const readyFDEnv = "_PIZAUTH_READY_FD"
+
+// serverMain runs `pizauth server` and returns the exit status.
+func serverMain(o opts) int {
+	lg.setLevel(o.verbose)
+	var ready *os.File
+	if fd := os.Getenv(readyFDEnv); fd != "" {
+		os.Unsetenv(readyFDEnv)
+		n, err := strconv.Atoi(fd)
+		if err != nil {
+			return fatalf("Bad %s: %q", readyFDEnv, fd)
+		}
+		ready = os.NewFile(uintptr(n), "ready")
+	} else if !o.daemon {
+		return detach()
+	}
+
+	if ready != nil {
+		sys, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "pizauth")
+		if err != nil {
+			fmt.Fprintf(ready, "W Can't reach syslog (%v): the server's messages will be lost; run 'pizauth server -d' to see them\n", err)
+			lg.w = nil
+		} else {
+			lg.sys = sys
+		}
+	}
+
+	s, err := startServer(o.conf)
+	if err != nil {
+		if ready != nil {
+			fmt.Fprintf(ready, "E %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			return 1
+		}
+		return fatalf("%v", err)
+	}
+	logInfo("Listening on %s (HTTP port %s, HTTPS port %s)", s.sockPath, portString(s.st.httpPort), portString(s.st.httpsPort))
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	if ready != nil {
+		fmt.Fprintln(ready, "OK")
+		ready.Close()
+	}
+	notifySystemd()
+	s.st.mu.Lock()
+	startup := s.st.conf.StartupCmd
+	s.st.mu.Unlock()
+	if startup != "" {
+		startHook("startup_cmd", startup, nil, 0)
+	}
+
+	for {
+		select {
+		case <-s.done:
+			s.st.events.close(eventQueueDrainTimeout)
+			return 0
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				s.reload()
+				continue
+			}
+			logInfo("Received %v", sig)
+			s.shutdown()
+		}
+	}
+}
+
+// detach starts the server in the background and waits until it is ready.
+func detach() int {
+	exe, err := os.Executable()
+	if err != nil {
+		if exe, err = exec.LookPath(os.Args[0]); err != nil {
+			return fatalf("Can't find my own executable to start the server: %v", err)
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fatalf("Can't start the server: %v", err)
+	}
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fatalf("Can't start the server: %v", err)
+	}
+	w.Close()
+	cmd.Process.Release()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "OK":
+			return 0
+		case strings.HasPrefix(line, "W "):
+			fmt.Fprintf(os.Stderr, "WARN - %s\n", line[2:])
+		case strings.HasPrefix(line, "E "):
+			return fatalf("%s", line[2:])
+		}
+	}
+	return fatalf("The server exited during start-up: run 'pizauth server -d' to see why")
+}
+
+// notifySystemd tells a Type=notify service manager that we are ready. The
+// protocol is one datagram, so no library is needed.
+func notifySystemd() {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return
+	}
+	os.Unsetenv("NOTIFY_SOCKET") // hooks are not services
+	c, err := net.Dial("unixgram", addr)
+	if err != nil {
+		logWarn("Can't reach NOTIFY_SOCKET: %v", err)
+		return
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("READY=1")); err != nil {
+		logWarn("Can't notify the service manager: %v", err)
+	}
+}

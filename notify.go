@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Hook timeouts (SPEC §8). startup_cmd has none: it is passed 0.
+const (
+	hookTimeout          = 10 * time.Second
+	transientHookTimeout = 3 * time.Minute
+)
+
+// maxQueuedEvents bounds the token-event queue. Events arrive at most a few
+// times per account per hour, and each runs for at most hookTimeout, so a
+// backlog this long means token_event_cmd has been hanging for a day; at that
+// point dropping new events (with a warning) beats growing without limit.
+const maxQueuedEvents = 10000
+
+// eventQueueDrainTimeout is how long close is given, at server shutdown, to
+// run the events still queued before the running one is killed and the rest
+// are dropped. One hook's worth keeps `pizauth shutdown` prompt.
+const eventQueueDrainTimeout = hookTimeout
+
+// runHook is the one place that runs a user's shell command. It runs
+// `$SHELL -c cmd` (/bin/sh if $SHELL is unset or empty) with the server's
+// environment plus env, waits for it, and returns its exit code (-1 if it
+// could not start or was killed) and an error describing any failure, which
+// is also logged as a warning. An empty cmd runs nothing and succeeds.
+//
+// The shell gets its own process group so that at the timeout (0 means none)
+// or when ctx is cancelled the whole group is sent SIGKILL: killing only the
+// shell would leave `cmd1 | cmd2` or a `sleep` it started running, still
+// holding whatever it holds, with nobody left to reap it. A hook whose shell
+// exits normally keeps any background children it deliberately left behind
+// (e.g. `notify-send ... &`).
+//
+// stdout and stderr are the server's own stderr *os.File, handed to the child
+// as a file descriptor (the terminal with -d, /dev/null once detached), never
+// a pipe: with a pipe, os/exec copies through a goroutine that Wait joins, so
+// a background grandchild holding the pipe open would stall the caller until
+// it exited. With a plain descriptor, Wait returns as soon as the shell does.
+// stdin is /dev/null so a hook can never wait on the terminal.
+func runHook(ctx context.Context, name, cmd string, env []string, timeout time.Duration) (exitCode int, err error) {
+	if cmd == "" {
+		return 0, nil
+	}
+	who := name
+	if acct, ok := envValue(env, "PIZAUTH_ACCOUNT"); ok {
+		who = fmt.Sprintf("%s for account '%s'", name, acct)
+	}
+	code, err := execHook(ctx, who, cmd, env, timeout)
+	if err != nil {
+		logWarn("%s", err)
+	}
+	return code, err
+}
+
+// execHook does runHook's work; who names the hook in messages.
+func execHook(ctx context.Context, who, cmd string, env []string, timeout time.Duration) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return -1, fmt.Errorf("%s not run: cancelled", who)
+	}
+	shell := os.Getenv("SHELL")
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	c := exec.Command(shell, "-c", cmd)
+	// Later duplicates win in os/exec, so env overrides an inherited
+	// PIZAUTH_* variable of the same name.
+	c.Env = append(os.Environ(), env...)
+	c.Stdout = os.Stderr
+	c.Stderr = os.Stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logDebug("running %s", who)
+	if err := c.Start(); err != nil {
+		return -1, fmt.Errorf("%s couldn't start %s: %v (check $SHELL)", who, shell, err)
+	}
+	pgid := c.Process.Pid // Setpgid with Pgid 0: the shell leads its group.
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	var killed error
+	select {
+	case err := <-done:
+		return exitResult(who, c, err)
+	case <-expired:
+		killed = fmt.Errorf("%s killed after %s timeout", who, shortDuration(timeout))
+	case <-ctx.Done():
+		killed = fmt.Errorf("%s killed: cancelled", who)
+	}
+	// The shell has not been reaped (done was not ready), so its pid, and so
+	// the group id, cannot belong to anybody else yet.
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		logError("couldn't kill process group %d of %s: %v", pgid, who, err)
+	}
+	<-done
+	return -1, killed
+}
+
+// exitResult turns the outcome of Wait into runHook's return values.
+func exitResult(who string, c *exec.Cmd, err error) (int, error) {
+	if err == nil {
+		logTrace("%s exited with status 0", who)
+		return 0, nil
+	}
+	st := c.ProcessState
+	if st == nil {
+		return -1, fmt.Errorf("%s: %v", who, err)
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -1, fmt.Errorf("%s killed by signal %v", who, ws.Signal())
+	}
+	return st.ExitCode(), fmt.Errorf("%s exited with status %d", who, st.ExitCode())
+}
+
+// startHook runs a hook in the background for callers that do not act on
+// its result (auth_notify_cmd, error_notify_cmd, startup_cmd); runHook logs
+// any failure.
+func startHook(name, cmd string, env []string, timeout time.Duration) {
+	if cmd == "" {
+		return
+	}
+	go runHook(context.Background(), name, cmd, env, timeout)
+}
+
+// envValue finds key in a list of "KEY=value" strings.
+func envValue(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// shortDuration prints 3m rather than time.Duration's 3m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// tokenEvent is one queued run of token_event_cmd.
+type tokenEvent struct{ account, event string }
+
+// eventQueue runs token_event_cmd once per token event, one at a time and in
+// the order the events happened, so a script mirroring token state (e.g.
+// into a keyring) never sees token_revoked overtaken by an earlier
+// token_new. push never blocks: it is called by code that has just changed
+// account state and must not wait on a user's script. A single worker
+// goroutine drains the queue.
+type eventQueue struct {
+	cmd     func() string // current token_event_cmd, read per event: reload may change it
+	timeout time.Duration // per event; set before the first push (tests shorten it)
+	limit   int           // queued events beyond which push drops; set before the first push
+
+	ctx    context.Context // cancelled to kill the running hook at the end of close
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the worker has returned
+
+	mu       sync.Mutex
+	cond     *sync.Cond // signals any change of items, running or closed
+	items    []tokenEvent
+	running  bool
+	closed   bool
+	dropping bool // a drop was logged and the queue has not shrunk since
+}
+
+// newEventQueue starts the worker. cmd returns the current token_event_cmd,
+// "" for none (events are then skipped).
+func newEventQueue(cmd func() string) *eventQueue {
+	ctx, cancel := context.WithCancel(context.Background())
+	q := &eventQueue{
+		cmd:     cmd,
+		timeout: hookTimeout,
+		limit:   maxQueuedEvents,
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+	}
+	q.cond = sync.NewCond(&q.mu)
+	go q.work()
+	return q
+}
+
+// push queues an event (token_new, token_refreshed, token_invalidated,
+// token_revoked) for account. It never blocks. After close, or when the
+// queue is absurdly long, the event is dropped with a log line.
+func (q *eventQueue) push(account, event string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		logDebug("token event %s for account '%s' dropped: server is stopping", event, account)
+		return
+	}
+	if len(q.items) >= q.limit {
+		if !q.dropping {
+			logWarn("token_event_cmd is not keeping up (%d events queued): dropping new events, starting with %s for account '%s'", len(q.items), event, account)
+			q.dropping = true
+		}
+		return
+	}
+	q.items = append(q.items, tokenEvent{account, event})
+	q.cond.Broadcast()
+}
+
+// wait blocks until every queued event has run and no hook is running.
+func (q *eventQueue) wait() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) > 0 || q.running {
+		q.cond.Wait()
+	}
+}
+
+// close stops the queue at server shutdown: later pushes are dropped, and
+// the events already queued still run for up to grace in total. After that
+// the running hook's process group is killed and what is left is dropped with
+// a warning. close returns once the worker has stopped; calling it again is
+// harmless.
+func (q *eventQueue) close(grace time.Duration) {
+	q.mu.Lock()
+	q.closed = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-q.done:
+	case <-t.C:
+		q.cancel()
+		<-q.done
+	}
+	q.cancel()
+}
+
+// work is the single worker: one hook at a time is what keeps events ordered.
+func (q *eventQueue) work() {
+	defer close(q.done)
+	for {
+		q.mu.Lock()
+		for len(q.items) == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if len(q.items) == 0 || q.ctx.Err() != nil {
+			if n := len(q.items); n > 0 {
+				logWarn("%d token events dropped at shutdown: token_event_cmd did not finish in time", n)
+			}
+			q.items = nil
+			q.cond.Broadcast()
+			q.mu.Unlock()
+			return
+		}
+		ev := q.items[0]
+		q.items[0] = tokenEvent{}
+		q.items = q.items[1:]
+		q.dropping = false
+		q.running = true
+		timeout := q.timeout
+		q.mu.Unlock()
+
+		if cmd := q.cmd(); cmd != "" {
+			runHook(q.ctx, "token_event_cmd", cmd,
+				[]string{"PIZAUTH_ACCOUNT=" + ev.account, "PIZAUTH_EVENT=" + ev.event}, timeout)
+		} else {
+			logTrace("no token_event_cmd: %s for account '%s' not reported", ev.event, ev.account)
+		}
+
+		q.mu.Lock()
+		q.running = false
+		q.cond.Broadcast()
+		q.mu.Unlock()
+	}
+}
+
+// notifyAuth tells the user, through auth_notify_cmd, that an account needs
+// authorising at u (and, in the device flow, with the user code).
+func notifyAuth(cmd, account, u, code string) {
+	if cmd == "" {
+		return
+	}
+	env := []string{"PIZAUTH_ACCOUNT=" + account, "PIZAUTH_URL=" + u}
+	if code != "" {
+		env = append(env, "PIZAUTH_USER_CODE="+code)
+	}
+	startHook("auth_notify_cmd", cmd, env, hookTimeout)
+}
+
+// notifyError logs an error the user should know about and, when
+// error_notify_cmd is set, runs it. msg never contains a secret.
+func notifyError(cmd, account, msg string) {
+	logError("%s: %s", account, msg)
+	if cmd == "" {
+		return
+	}
+	startHook("error_notify_cmd", cmd, []string{"PIZAUTH_ACCOUNT=" + account, "PIZAUTH_MSG=" + msg}, hookTimeout)
+}

@@ -1,0 +1,720 @@
+package main
+
+// This file is the only code that talks to OAuth2 providers: it builds the
+// authorisation URL, posts forms to token, device-authorisation and
+// revocation endpoints, and turns their answers into either a token or a
+// *tokenError that says whether the failure is transient (SPEC.md §5, §7).
+//
+// Secrets (client secret, codes, verifiers, refresh and access tokens) leave
+// this file only in request bodies and the Authorization header. Error texts
+// are built from the HTTP status, the content type and the provider's OAuth
+// `error`/`error_description` fields, scrubbed of every secret we know.
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+const (
+	// maxResponseBody caps what we read from a provider; real token
+	// responses are a few KiB, so anything bigger is broken or hostile.
+	maxResponseBody = 1 << 20
+	// maxExpiresIn clamps expires_in: some servers send nanoseconds.
+	maxExpiresIn = 365 * 24 * time.Hour
+	// maxErrorText bounds provider-supplied text quoted in an error.
+	maxErrorText = 200
+	// maxErrorCode bounds the OAuth `error` code quoted in an error.
+	maxErrorCode = 64
+	// defaultDeviceInterval is RFC 8628 §3.2's polling interval default.
+	defaultDeviceInterval = 5 * time.Second
+	// userAgent identifies us to providers, some of which reject an empty one.
+	userAgent = "pizauth"
+)
+
+// tokenResult is a successful token endpoint answer.
+type tokenResult struct {
+	AccessToken  string
+	RefreshToken string        // "" when the provider sent none: keep the old one
+	ExpiresIn    time.Duration // clamped to one year; Account.RefreshAtLeast when absent
+}
+
+// tokenError is every failure of a provider request. Msg is one line, fit
+// to show a user, and contains no secret.
+type tokenError struct {
+	// Transient failures (network trouble, timeouts, HTTP 408, 429, 500,
+	// 502, 503, 504) may go away by themselves; the token is kept and the
+	// request retried later. Anything else needs the user.
+	Transient bool
+	Status    int    // HTTP status; 0 when no response arrived
+	Code      string // the OAuth `error` code, "" when there was none
+	Msg       string
+
+	// network is set when no complete response was received: only those
+	// failures are retried by exchangeCode.
+	network bool
+	// cause is the underlying error (e.g. context.Canceled) for errors.Is;
+	// it is never part of Msg verbatim.
+	cause error
+}
+
+func (e *tokenError) Error() string { return e.Msg }
+
+func (e *tokenError) Unwrap() error { return e.cause }
+
+// provider performs HTTP requests to OAuth2 endpoints. One value is shared
+// by all accounts; it holds no per-account state and is safe for concurrent
+// use.
+type provider struct {
+	client     *http.Client
+	timeout    time.Duration // whole request, body included
+	retries    int           // extra attempts after a network failure in exchangeCode
+	retryDelay time.Duration // pause between those attempts
+	// sleep waits d or until ctx is done; tests replace it to run instantly.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// newProvider returns a provider with SPEC.md §7's timeout and retry policy.
+func newProvider() *provider {
+	tr := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   30 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:      true,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  1 * time.Second,
+		MaxIdleConns:           16,
+		MaxIdleConnsPerHost:    2,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	return &provider{
+		client:     newHTTPClient(tr),
+		timeout:    30 * time.Second,
+		retries:    10,
+		retryDelay: 6 * time.Second,
+		sleep:      sleepCtx,
+	}
+}
+
+// newHTTPClient wraps tr in a client that never follows redirects. Go would
+// turn a 301/302/303 into a GET without the form (a confusing failure) and
+// replay a 307/308 POST, client secret and code included, to wherever the
+// Location points. A redirect is instead reported so the user can fix
+// token_uri.
+func newHTTPClient(tr http.RoundTripper) *http.Client {
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// sleepCtx waits for d, returning early with ctx's error if ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// authURL builds the URL the user opens to authorise pizauth (SPEC.md §5).
+// Parameters are appended textually, so auth_uri (and any query it already
+// has) is kept byte for byte. The client secret is never included.
+func authURL(a *Account, redirectURI, state, challenge string) (string, error) {
+	if a.AuthURI == "" {
+		return "", fmt.Errorf("account '%s' has no auth_uri", a.Name)
+	}
+	u, err := url.Parse(a.AuthURI)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("auth_uri %q of account '%s' is not an http or https URL", a.AuthURI, a.Name)
+	}
+	if strings.Contains(a.AuthURI, "#") {
+		return "", fmt.Errorf("auth_uri %q of account '%s' must not contain a #fragment", a.AuthURI, a.Name)
+	}
+	var b strings.Builder
+	b.WriteString(a.AuthURI)
+	sep := ""
+	switch {
+	case !strings.Contains(a.AuthURI, "?"):
+		sep = "?"
+	case strings.HasSuffix(a.AuthURI, "?"), strings.HasSuffix(a.AuthURI, "&"):
+	default:
+		sep = "&"
+	}
+	add := func(k, v string) {
+		b.WriteString(sep)
+		sep = "&"
+		b.WriteString(url.QueryEscape(k))
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(v))
+	}
+	add("access_type", "offline")
+	add("code_challenge", challenge)
+	add("code_challenge_method", "S256")
+	add("client_id", a.ClientID)
+	add("redirect_uri", redirectURI)
+	add("response_type", "code")
+	add("state", state)
+	if len(a.Scopes) > 0 {
+		add("scope", strings.Join(a.Scopes, " "))
+	}
+	for _, kv := range a.AuthURIFields {
+		add(kv.Key, kv.Value)
+	}
+	return b.String(), nil
+}
+
+// post is the one place that sends a form to a provider. It adds client
+// authentication (RFC 6749 §2.3.1): client_id always goes in the body; a
+// client secret goes either in HTTP Basic (token_endpoint_auth_method
+// "client_secret_basic") or in the body, never both. The whole exchange is
+// bounded by p.timeout and the body by maxResponseBody. err is a
+// *tokenError; status and contentType are set whenever a response arrived.
+// form is not modified.
+func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Values) (status int, contentType string, body []byte, err error) {
+	u, perr := url.Parse(uri)
+	if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return 0, "", nil, &tokenError{Msg: fmt.Sprintf("endpoint %q is not an http or https URL; fix it in the configuration", uri)}
+	}
+	host := u.Host
+
+	vals := make(url.Values, len(form)+2)
+	for k, v := range form {
+		vals[k] = append([]string(nil), v...)
+	}
+	vals.Del("client_secret")
+	vals.Set("client_id", a.ClientID)
+	basic := a.ClientSecret != "" && a.TokenEndpointAuthMethod == "client_secret_basic"
+	if a.ClientSecret != "" && !basic {
+		vals.Set("client_secret", a.ClientSecret)
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	req, rerr := http.NewRequestWithContext(rctx, http.MethodPost, uri, strings.NewReader(vals.Encode()))
+	if rerr != nil {
+		return 0, "", nil, &tokenError{Msg: fmt.Sprintf("cannot build a request for %s; check the endpoint URL in the configuration", host)}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	if basic {
+		// RFC 6749 §2.3.1: both parts are form-urlencoded before Basic.
+		req.SetBasicAuth(url.QueryEscape(a.ClientID), url.QueryEscape(a.ClientSecret))
+	}
+
+	resp, derr := p.client.Do(req)
+	if derr != nil {
+		return 0, "", nil, p.networkError(ctx, rctx, host, derr)
+	}
+	defer resp.Body.Close()
+	status = resp.StatusCode
+	contentType = resp.Header.Get("Content-Type")
+	body, derr = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	if derr != nil {
+		te := p.networkError(ctx, rctx, host, derr)
+		te.Status = status
+		return status, contentType, nil, te
+	}
+	if len(body) > maxResponseBody {
+		return status, contentType, nil, &tokenError{
+			Transient: transientStatus(status),
+			Status:    status,
+			Msg:       fmt.Sprintf("%s sent a response larger than 1 MiB (HTTP %d)", host, status),
+		}
+	}
+	return status, contentType, body, nil
+}
+
+// networkError describes a failure to get a complete response. The text of
+// a *url.Error is not used as is: it would repeat the URL and, for proxies,
+// could carry credentials.
+func (p *provider) networkError(parent, rctx context.Context, host string, err error) *tokenError {
+	te := &tokenError{Transient: true, network: true, cause: err}
+	var ne net.Error
+	switch {
+	case parent.Err() != nil:
+		te.Msg = fmt.Sprintf("request to %s was cancelled", host)
+		te.cause = parent.Err()
+	case rctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		te.Msg = fmt.Sprintf("%s did not answer within %s", host, p.timeout)
+	default:
+		inner := err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			inner = ue.Err
+		}
+		te.Msg = fmt.Sprintf("cannot reach %s: %s", host, cleanText(inner.Error(), maxErrorText, nil))
+	}
+	return te
+}
+
+// transientStatus reports whether an HTTP status is worth retrying later
+// (SPEC.md §7).
+func transientStatus(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests,
+		http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// tokenRequest posts form to a.TokenURI and parses the answer.
+func (p *provider) tokenRequest(ctx context.Context, a *Account, form url.Values) (tokenResult, error) {
+	status, ct, body, err := p.post(ctx, a, a.TokenURI, form)
+	if err != nil {
+		return tokenResult{}, err
+	}
+	return parseTokenResponse(status, ct, body, a, formSecrets(form)...)
+}
+
+// exchangeCode trades an authorisation code for tokens. Network failures
+// are retried up to p.retries times, p.retryDelay apart, because the user
+// has just authorised in the browser and a lost code means starting over;
+// an HTTP error status fails at once since repeating it cannot help.
+func (p *provider) exchangeCode(ctx context.Context, a *Account, code, verifier, redirectURI string) (tokenResult, error) {
+	form := url.Values{
+		"code":          {code},
+		"code_verifier": {verifier},
+		"redirect_uri":  {redirectURI},
+		"grant_type":    {"authorization_code"},
+	}
+	for attempt := 0; ; attempt++ {
+		res, err := p.tokenRequest(ctx, a, form)
+		var te *tokenError
+		if err == nil || attempt >= p.retries || !errors.As(err, &te) || !te.network || ctx.Err() != nil {
+			return res, err
+		}
+		logDebug("token request for account '%s' failed (%s); retrying in %s", a.Name, te.Msg, p.retryDelay)
+		if serr := p.sleep(ctx, p.retryDelay); serr != nil {
+			return tokenResult{}, &tokenError{Transient: true, network: true, cause: serr,
+				Msg: fmt.Sprintf("gave up retrying the token request: %s", te.Msg)}
+		}
+	}
+}
+
+// refresh uses a refresh token once; the caller schedules any retry.
+func (p *provider) refresh(ctx context.Context, a *Account, refreshToken string) (tokenResult, error) {
+	return p.tokenRequest(ctx, a, url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {refreshToken},
+	})
+}
+
+// deviceAuth is an RFC 8628 device authorisation response.
+type deviceAuth struct {
+	DeviceCode              string
+	UserCode                string
+	VerificationURI         string
+	VerificationURIComplete string // "" when the provider sent none (or a bad one)
+	ExpiresIn               time.Duration
+	Interval                time.Duration // polling interval; 5 s when not given
+}
+
+// deviceAuthorize starts an RFC 8628 device authorisation.
+func (p *provider) deviceAuthorize(ctx context.Context, a *Account) (deviceAuth, error) {
+	if a.DeviceAuthURI == "" {
+		return deviceAuth{}, &tokenError{Msg: fmt.Sprintf("account '%s' has no device_auth_uri", a.Name)}
+	}
+	form := url.Values{}
+	if len(a.Scopes) > 0 {
+		form.Set("scope", strings.Join(a.Scopes, " "))
+	}
+	status, ct, body, err := p.post(ctx, a, a.DeviceAuthURI, form)
+	if err != nil {
+		return deviceAuth{}, err
+	}
+	return parseDeviceResponse(status, ct, body, a)
+}
+
+// pollDevice asks once whether the user has completed a device
+// authorisation. "Not yet" is a *tokenError whose Code is
+// authorization_pending or slow_down; access_denied and expired_token end
+// the attempt.
+func (p *provider) pollDevice(ctx context.Context, a *Account, deviceCode string) (tokenResult, error) {
+	return p.tokenRequest(ctx, a, url.Values{
+		"grant_type":  {"urn:ietf:params:oauth:grant-type:device_code"},
+		"device_code": {deviceCode},
+	})
+}
+
+// revoke asks the provider to invalidate token (RFC 7009). hint is
+// "access_token", "refresh_token" or "" for none.
+func (p *provider) revoke(ctx context.Context, a *Account, token, hint string) error {
+	if a.RevokeURI == "" {
+		return &tokenError{Msg: fmt.Sprintf("account '%s' has no revoke_uri", a.Name)}
+	}
+	form := url.Values{"token": {token}}
+	if hint != "" {
+		form.Set("token_type_hint", hint)
+	}
+	status, ct, body, err := p.post(ctx, a, a.RevokeURI, form)
+	if err != nil {
+		return err
+	}
+	if status == http.StatusOK {
+		return nil
+	}
+	fields, jerr := decodeObject(body)
+	if te := responseFailure("revocation endpoint", status, ct, fields, jerr, body, secretList(a, nil, formSecrets(form))); te != nil {
+		return te
+	}
+	return &tokenError{Status: status, Msg: fmt.Sprintf("revocation endpoint answered HTTP %d instead of 200", status)}
+}
+
+// formSecrets returns the values of form fields that must never be quoted.
+func formSecrets(form url.Values) []string {
+	var s []string
+	for _, k := range [...]string{"code", "code_verifier", "refresh_token", "device_code", "token", "client_secret"} {
+		s = append(s, form[k]...)
+	}
+	return s
+}
+
+// secretList gathers everything to scrub from provider text: the client
+// secret, the caller's secrets and any token in the response itself.
+func secretList(a *Account, fields map[string]json.RawMessage, extra []string) []string {
+	s := append([]string{a.ClientSecret}, extra...)
+	for _, k := range [...]string{"access_token", "refresh_token", "id_token", "device_code"} {
+		if v, ok := stringField(fields, k); ok {
+			s = append(s, v)
+		}
+	}
+	return s
+}
+
+// parseTokenResponse turns a token endpoint answer into a token or a
+// *tokenError. secrets are scrubbed from any provider text quoted in the
+// error, in addition to a.ClientSecret and tokens found in body.
+func parseTokenResponse(status int, contentType string, body []byte, a *Account, secrets ...string) (tokenResult, error) {
+	const what = "token endpoint"
+	fields, jerr := decodeObject(body)
+	if te := responseFailure(what, status, contentType, fields, jerr, body, secretList(a, fields, secrets)); te != nil {
+		return tokenResult{}, te
+	}
+	bad := func(format string, args ...any) (tokenResult, error) {
+		return tokenResult{}, &tokenError{Status: status,
+			Msg: fmt.Sprintf("%s sent an unusable token response (HTTP %d): ", what, status) + fmt.Sprintf(format, args...)}
+	}
+
+	var res tokenResult
+	at, err := optString(fields, "access_token")
+	switch {
+	case err != nil:
+		return bad("access_token is not a string")
+	case at == "":
+		return bad("no access_token")
+	case !vschar(at):
+		return bad("access_token contains characters RFC 6749 forbids")
+	}
+	res.AccessToken = at
+
+	tt, err := optString(fields, "token_type")
+	switch {
+	case err != nil:
+		return bad("token_type is not a string")
+	case tt == "":
+		return bad("no token_type")
+	case !strings.EqualFold(tt, "bearer"):
+		return bad("token_type is %q, not \"bearer\"", cleanText(tt, 32, nil))
+	}
+
+	rt, err := optString(fields, "refresh_token")
+	switch {
+	case err != nil:
+		return bad("refresh_token is not a string")
+	case rt != "" && !vschar(rt):
+		return bad("refresh_token contains characters RFC 6749 forbids")
+	}
+	res.RefreshToken = rt
+
+	res.ExpiresIn = a.RefreshAtLeast
+	if raw, ok := fields["expires_in"]; ok && string(raw) != "null" {
+		d, err := parseSeconds(raw)
+		if err != nil {
+			return bad("expires_in %s", err)
+		}
+		res.ExpiresIn = d
+	}
+	return res, nil
+}
+
+// parseDeviceResponse turns a device authorisation answer (RFC 8628 §3.2)
+// into a deviceAuth or a *tokenError.
+func parseDeviceResponse(status int, contentType string, body []byte, a *Account) (deviceAuth, error) {
+	const what = "device authorization endpoint"
+	fields, jerr := decodeObject(body)
+	if te := responseFailure(what, status, contentType, fields, jerr, body, secretList(a, fields, nil)); te != nil {
+		return deviceAuth{}, te
+	}
+	bad := func(format string, args ...any) (deviceAuth, error) {
+		return deviceAuth{}, &tokenError{Status: status,
+			Msg: fmt.Sprintf("%s sent an unusable response (HTTP %d): ", what, status) + fmt.Sprintf(format, args...)}
+	}
+	var d deviceAuth
+	var err error
+	if d.DeviceCode, err = optString(fields, "device_code"); err != nil || d.DeviceCode == "" {
+		return bad("no device_code")
+	}
+	if d.UserCode, err = optString(fields, "user_code"); err != nil || d.UserCode == "" || !vschar(d.UserCode) {
+		return bad("no usable user_code")
+	}
+	// verification_url is the spelling of drafts that Google still sends.
+	if d.VerificationURI, err = optString(fields, "verification_uri"); err != nil || d.VerificationURI == "" {
+		if d.VerificationURI, err = optString(fields, "verification_url"); err != nil || d.VerificationURI == "" {
+			return bad("no verification_uri")
+		}
+	}
+	if !webURL(d.VerificationURI) {
+		return bad("verification_uri is not an http or https URL")
+	}
+	if c, err := optString(fields, "verification_uri_complete"); err == nil && webURL(c) {
+		d.VerificationURIComplete = c
+	}
+	raw, ok := fields["expires_in"]
+	if !ok || string(raw) == "null" {
+		return bad("no expires_in")
+	}
+	if d.ExpiresIn, err = parseSeconds(raw); err != nil {
+		return bad("expires_in %s", err)
+	}
+	if d.ExpiresIn == 0 {
+		return bad("expires_in is 0")
+	}
+	d.Interval = defaultDeviceInterval
+	if raw, ok := fields["interval"]; ok && string(raw) != "null" {
+		iv, err := parseSeconds(raw)
+		if err != nil {
+			return bad("interval %s", err)
+		}
+		// 0 would make us hammer the provider; take the RFC default.
+		if iv > 0 {
+			d.Interval = iv
+		}
+	}
+	return d, nil
+}
+
+// responseFailure returns nil if the response is a 2xx JSON object without
+// an `error` member, and otherwise the *tokenError describing it. what names
+// the endpoint in the message.
+func responseFailure(what string, status int, contentType string, fields map[string]json.RawMessage, jerr error, body []byte, secrets []string) *tokenError {
+	te := &tokenError{Transient: transientStatus(status), Status: status}
+	if raw, ok := fields["error"]; ok && string(raw) != "null" {
+		code, err := optString(fields, "error")
+		if err != nil {
+			te.Msg = fmt.Sprintf("%s returned a malformed error (HTTP %d)", what, status)
+			return te
+		}
+		te.Code = cleanCode(code, secrets)
+		msg := fmt.Sprintf("%s returned error %q (HTTP %d)", what, te.Code, status)
+		if desc, err := optString(fields, "error_description"); err == nil && desc != "" {
+			msg += ": " + cleanText(desc, maxErrorText, secrets)
+		}
+		if te.Code == "invalid_client" {
+			msg += "; check client_id, client_secret and token_endpoint_auth_method"
+		}
+		te.Msg = msg
+		return te
+	}
+	ctype := mediaType(contentType)
+	switch {
+	case status >= 300 && status < 400:
+		te.Msg = fmt.Sprintf("%s redirected (HTTP %d); set its URL in the configuration to the final address", what, status)
+	case status < 200 || status >= 300:
+		if jerr == nil {
+			te.Msg = fmt.Sprintf("%s returned HTTP %d", what, status)
+		} else {
+			te.Msg = fmt.Sprintf("%s returned HTTP %d (%s)", what, status, ctype)
+		}
+	case jerr != nil && len(body) > 0 && firstNonSpace(body) == '{':
+		te.Msg = fmt.Sprintf("%s sent invalid or truncated JSON (HTTP %d, %s)", what, status, ctype)
+	case jerr != nil:
+		te.Msg = fmt.Sprintf("%s did not send a JSON object (HTTP %d, %s)", what, status, ctype)
+	default:
+		return nil
+	}
+	return te
+}
+
+// decodeObject parses body as one JSON object, keeping member values raw so
+// each can be checked for the type it must have.
+func decodeObject(body []byte) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	if m == nil { // the body was `null`
+		return nil, errors.New("not a JSON object")
+	}
+	return m, nil
+}
+
+// optString returns member k as a string: "" if absent or null, an error if
+// it is some other JSON type.
+func optString(fields map[string]json.RawMessage, k string) (string, error) {
+	raw, ok := fields[k]
+	if !ok || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// stringField returns member k if it is a non-empty string.
+func stringField(fields map[string]json.RawMessage, k string) (string, bool) {
+	s, err := optString(fields, k)
+	return s, err == nil && s != ""
+}
+
+// parseSeconds reads a JSON number or string of decimal digits as seconds,
+// clamping anything beyond maxExpiresIn (some servers send nanoseconds).
+// Negative numbers, fractions and anything else are errors.
+func parseSeconds(raw json.RawMessage) (time.Duration, error) {
+	s := string(raw)
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, errors.New("is not a number")
+		}
+	}
+	if strings.HasPrefix(s, "-") {
+		return 0, errors.New("is negative")
+	}
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, errors.New("is not a whole number of seconds")
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > uint64(maxExpiresIn/time.Second) {
+		return maxExpiresIn, nil
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// vschar reports whether s consists of RFC 6749 Appendix A VSCHARs
+// (%x20-7E). A token with a newline could forge lines in an IMAP or SMTP
+// exchange, so such a token is rejected rather than handed on.
+func vschar(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// webURL reports whether s is an absolute http or https URL.
+func webURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// mediaType returns the bare media type of a Content-Type header, cleaned
+// for quoting in a message.
+func mediaType(ct string) string {
+	if ct == "" {
+		return "no content type"
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err == nil {
+		ct = mt
+	}
+	return cleanText(ct, 64, nil)
+}
+
+// firstNonSpace returns the first byte of b that is not JSON whitespace.
+func firstNonSpace(b []byte) byte {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return c
+		}
+	}
+	return 0
+}
+
+// cleanCode restricts an OAuth error code to RFC 6749's printable ASCII.
+// Secrets are redacted before and after filtering, since dropping a
+// character could otherwise reassemble one.
+func cleanCode(code string, secrets []string) string {
+	code = redact(code, secrets)
+	var b strings.Builder
+	for i := 0; i < len(code); i++ {
+		if c := code[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
+			b.WriteByte(c)
+		}
+	}
+	code = redact(b.String(), secrets)
+	if len(code) > maxErrorCode {
+		code = code[:maxErrorCode]
+	}
+	return code
+}
+
+// cleanText makes provider text safe to put in a one-line message: secrets
+// are replaced first (so truncation cannot leave part of one), then control
+// characters collapse into single spaces and the result is cut after max
+// bytes, marked by "…".
+func cleanText(s string, max int, secrets []string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = redact(s, secrets)
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || r == '\u2028' || r == '\u2029' {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		if b.Len()+utf8.RuneLen(r) > max {
+			b.WriteString("…")
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// redact replaces every occurrence of each secret, raw or form-encoded, by
+// "[redacted]". Providers echo request parameters in error descriptions.
+func redact(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if sec == "" {
+			continue
+		}
+		s = strings.ReplaceAll(s, sec, "[redacted]")
+		if enc := url.QueryEscape(sec); enc != sec {
+			s = strings.ReplaceAll(s, enc, "[redacted]")
+		}
+		if enc := url.PathEscape(sec); enc != sec {
+			s = strings.ReplaceAll(s, enc, "[redacted]")
+		}
+	}
+	return s
+}

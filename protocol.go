@@ -1,0 +1,203 @@
+package main
+
+// The client–server protocol, defined once for both sides.
+//
+// One request and one response travel over each connection to the Unix
+// socket. Each is a frame: a 4-byte big-endian length n, then n bytes of
+// payload. n may not exceed maxFrame; a larger claim is refused before any
+// memory is allocated for it.
+//
+// A payload is a list of fields, each a uvarint length followed by that many
+// bytes. Fields are opaque bytes, so a dump travels as one field without any
+// escaping, and no reflection or JSON runs on the `pizauth show` path.
+//
+//	request:  cmd [arg ...]
+//	response: "ok" [value ...]   or   "err" message
+//
+// Requests (cmd, then arguments):
+//
+//	show     flags account    flags is "" or "u" (omit the URL)
+//	refresh  flags account
+//	status   format           format is "" (text) or "j" (JSON)
+//	info                      reply: http port, https port, https fingerprint
+//	reload
+//	revoke   account
+//	dump                      reply: the sealed dump (dump.go)
+//	restore  dump
+//	shutdown
+//
+// A request with an unknown cmd or the wrong number of arguments gets an
+// "err" response; the server never trusts a length it has not bounded.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+const (
+	// maxFrame bounds every frame in both directions: 64 MiB of data plus
+	// the few bytes of envelope around it, so that the largest dump the
+	// dump format allows (maxDumpSize) still fits in a restore request.
+	maxFrame = 64<<20 + 64
+	// maxFields bounds the number of fields in a payload.
+	maxFields = 8
+)
+
+var errFrameTooLarge = errors.New("message too large")
+
+// writeFrame writes payload as one frame.
+func writeFrame(w io.Writer, payload []byte) error {
+	if len(payload) > maxFrame {
+		return errFrameTooLarge
+	}
+	buf := make([]byte, 4+len(payload))
+	binary.BigEndian.PutUint32(buf, uint32(len(payload)))
+	copy(buf[4:], payload)
+	_, err := w.Write(buf)
+	return err
+}
+
+// readFrame reads one frame. It allocates only after checking the claimed
+// length against max, and then grows the buffer as bytes really arrive, so
+// a peer that claims 64 MiB and sends nothing costs nothing.
+func readFrame(r io.Reader, max int) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return nil, errors.New("truncated frame header")
+		}
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if uint64(n) > uint64(max) {
+		return nil, fmt.Errorf("%w (%d bytes; at most %d)", errFrameTooLarge, n, max)
+	}
+	if n <= 64<<10 {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, errors.New("truncated frame")
+		}
+		return buf, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
+		return nil, err
+	}
+	if len(buf) != int(n) {
+		return nil, errors.New("truncated frame")
+	}
+	return buf, nil
+}
+
+// encodeFields builds a payload from fields.
+func encodeFields(fields ...[]byte) []byte {
+	n := 0
+	for _, f := range fields {
+		n += binary.MaxVarintLen64 + len(f)
+	}
+	buf := make([]byte, 0, n)
+	for _, f := range fields {
+		buf = binary.AppendUvarint(buf, uint64(len(f)))
+		buf = append(buf, f...)
+	}
+	return buf
+}
+
+// decodeFields splits a payload into its fields. The returned slices alias b.
+func decodeFields(b []byte) ([][]byte, error) {
+	var fields [][]byte
+	for len(b) > 0 {
+		if len(fields) == maxFields {
+			return nil, errors.New("malformed message: too many fields")
+		}
+		n, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, errors.New("malformed message: bad field length")
+		}
+		b = b[k:]
+		if n > uint64(len(b)) {
+			return nil, errors.New("malformed message: field longer than message")
+		}
+		fields = append(fields, b[:n])
+		b = b[n:]
+	}
+	return fields, nil
+}
+
+// request is a decoded client request.
+type request struct {
+	cmd  string
+	args [][]byte
+}
+
+// argCounts says how many arguments each command takes.
+var argCounts = map[string]int{
+	"show": 2, "refresh": 2, "status": 1, "info": 0, "reload": 0,
+	"revoke": 1, "dump": 0, "restore": 1, "shutdown": 0,
+}
+
+// decodeRequest parses and checks a request payload.
+func decodeRequest(b []byte) (request, error) {
+	fields, err := decodeFields(b)
+	if err != nil {
+		return request{}, err
+	}
+	if len(fields) == 0 {
+		return request{}, errors.New("malformed message: empty request")
+	}
+	cmd := string(fields[0])
+	want, ok := argCounts[cmd]
+	if !ok {
+		return request{}, fmt.Errorf("unknown command %q", truncate(cmd, 32))
+	}
+	if len(fields)-1 != want {
+		return request{}, fmt.Errorf("malformed %s request: %d arguments, expected %d", cmd, len(fields)-1, want)
+	}
+	return request{cmd: cmd, args: fields[1:]}, nil
+}
+
+// okResponse and errResponse build response payloads.
+func okResponse(values ...[]byte) []byte {
+	return encodeFields(append([][]byte{[]byte("ok")}, values...)...)
+}
+
+func errResponse(msg string) []byte {
+	return encodeFields([]byte("err"), []byte(msg))
+}
+
+// decodeResponse returns the values of an "ok" response, or the message of
+// an "err" response as an error.
+func decodeResponse(b []byte) ([][]byte, error) {
+	fields, err := decodeFields(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(fields) == 0 {
+		return nil, errors.New("malformed message: empty response")
+	}
+	switch string(fields[0]) {
+	case "ok":
+		return fields[1:], nil
+	case "err":
+		if len(fields) != 2 {
+			return nil, errors.New("malformed message: bad error response")
+		}
+		return nil, serverError(fields[1])
+	}
+	return nil, errors.New("malformed message: unknown response")
+}
+
+// serverError is an error reported by the server, shown to the user as is.
+type serverError string
+
+func (e serverError) Error() string { return string(e) }
+
+// truncate shortens s for inclusion in a message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

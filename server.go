@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const (
+	// connTimeout bounds a client connection: a client that connects and
+	// says nothing is dropped rather than holding a goroutine forever.
+	connTimeout = 10 * time.Second
+	// touchInterval keeps the socket fresh: some systems clean runtime
+	// directories of files untouched for a while.
+	touchInterval = 6 * time.Hour
+)
+
+// server ties the listeners to the state.
+type server struct {
+	confPath string
+	sockPath string
+	st       *state
+	unix     *net.UnixListener
+	http     *redirectListener // nil when http_listen = none
+	https    *redirectListener // nil when https_listen = none
+	fp       string            // HTTPS certificate fingerprint
+
+	cancel       context.CancelFunc
+	shutdownOnce sync.Once
+	done         chan struct{}
+}
+
+// prepareRuntimeDir creates the runtime directory (both levels) if needed
+// and makes sure nobody else can reach into it.
+func prepareRuntimeDir(dir string) error {
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("Can't create the runtime directory '%s': %v", d, err)
+		}
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return fmt.Errorf("Can't use the runtime directory '%s': %v", d, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("The runtime directory '%s' is not a directory: remove it or set XDG_RUNTIME_DIR", d)
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+			return fmt.Errorf("The runtime directory '%s' belongs to another user: remove it or set XDG_RUNTIME_DIR to a directory of your own", d)
+		}
+		if fi.Mode().Perm() != 0o700 {
+			if err := os.Chmod(d, 0o700); err != nil {
+				return fmt.Errorf("Can't make the runtime directory '%s' private (mode 0700): %v", d, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkNotRunning refuses to start over a live server and removes a stale
+// socket left by one that died.
+func checkNotRunning(sock string) error {
+	fi, err := os.Lstat(sock)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("Can't check the socket '%s': %v", sock, err)
+	}
+	if _, err := roundTripTo(sock, 2*time.Second, []byte("info")); err == nil || !errors.Is(err, errNotRunning) {
+		return errors.New("pizauth authenticator already running")
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("'%s' exists and is not a socket: remove it", sock)
+	}
+	if err := os.Remove(sock); err != nil {
+		return fmt.Errorf("Can't remove the stale socket '%s': %v", sock, err)
+	}
+	logInfo("Removed stale socket %s", sock)
+	return nil
+}
+
+// startServer parses the configuration, binds every listener and starts
+// serving. Every error it returns happens before anything is left behind.
+func startServer(confArg string) (*server, error) {
+	confPath, err := confPath(confArg)
+	if err != nil {
+		return nil, err
+	}
+	if abs, err := filepath.Abs(confPath); err == nil {
+		confPath = abs
+	}
+	conf, err := loadConfig(confPath)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := runtimeDir()
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareRuntimeDir(dir); err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(dir, "pizauth.sock")
+	if err := checkNotRunning(sock); err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{confPath: confPath, sockPath: sock, cancel: cancel, done: make(chan struct{})}
+	s.st = newState(ctx, conf, newProvider())
+	fail := func(err error) (*server, error) {
+		s.closeListeners()
+		cancel()
+		return nil, err
+	}
+	if conf.HTTPListen != "" {
+		ls, port, err := listenRedirect(conf.HTTPListen)
+		if err != nil {
+			return fail(err)
+		}
+		s.http = &redirectListener{st: s.st, ls: ls, port: port}
+		s.st.httpPort = port
+	}
+	if conf.HTTPSListen != "" {
+		cert, fp, err := selfSignedCert()
+		if err != nil {
+			return fail(err)
+		}
+		ls, port, err := listenRedirect(conf.HTTPSListen)
+		if err != nil {
+			return fail(err)
+		}
+		s.https = &redirectListener{st: s.st, ls: ls, port: port,
+			tlsConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+		s.st.httpsPort = port
+		s.fp = fp
+	}
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fail(errors.New("pizauth authenticator already running"))
+		}
+		return fail(fmt.Errorf("Can't listen on '%s': %v", sock, err))
+	}
+	s.unix = ul
+	if err := os.Chmod(sock, 0o600); err != nil {
+		return fail(fmt.Errorf("Can't make the socket '%s' private: %v", sock, err))
+	}
+
+	go s.serveUnix()
+	if s.http != nil {
+		s.http.serve()
+	}
+	if s.https != nil {
+		s.https.serve()
+	}
+	go s.st.refresher(ctx)
+	go s.touchSocket(ctx)
+	return s, nil
+}
+
+func (s *server) closeListeners() {
+	if s.unix != nil {
+		s.unix.Close() // also removes the socket file
+	}
+	if s.http != nil {
+		s.http.close()
+	}
+	if s.https != nil {
+		s.https.close()
+	}
+}
+
+// shutdown stops the server; safe to call more than once.
+func (s *server) shutdown() {
+	s.shutdownOnce.Do(func() {
+		logInfo("Shutting down")
+		s.closeListeners()
+		s.cancel()
+		close(s.done)
+	})
+}
+
+func (s *server) touchSocket(ctx context.Context) {
+	t := time.NewTicker(touchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := time.Now()
+			if err := os.Chtimes(s.sockPath, now, now); err != nil {
+				logWarn("Can't touch the socket: %v", err)
+			}
+		}
+	}
+}
+
+func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+func (s *server) serveUnix() {
+	for {
+		c, err := s.unix.AcceptUnix()
+		if err != nil {
+			if isClosed(err) {
+				return
+			}
+			logWarn("Socket: %v", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		go s.handleConn(c)
+	}
+}
+
+// handleConn serves one request. A malformed request gets an error response
+// and affects nothing else.
+func (s *server) handleConn(c *net.UnixConn) {
+	defer c.Close()
+	if err := checkPeer(c); err != nil {
+		logWarn("Socket: %v", err)
+		return
+	}
+	c.SetDeadline(time.Now().Add(connTimeout))
+	b, err := readFrame(c, maxFrame)
+	if err != nil {
+		logDebug("Socket: bad request: %v", err)
+		if errors.Is(err, errFrameTooLarge) {
+			writeFrame(c, errResponse(fmt.Sprintf("Request refused: %v", err)))
+		}
+		return
+	}
+	req, err := decodeRequest(b)
+	var resp []byte
+	if err != nil {
+		logDebug("Socket: bad request: %v", err)
+		resp = errResponse(fmt.Sprintf("Request refused: %v", err))
+	} else {
+		resp = s.dispatch(req)
+	}
+	if err := writeFrame(c, resp); err != nil {
+		logDebug("Socket: can't send the response: %v", err)
+	}
+	if err == nil && req.cmd == "shutdown" {
+		s.shutdown()
+	}
+}
+
+func result(err error, values ...[]byte) []byte {
+	if err != nil {
+		return errResponse(err.Error())
+	}
+	return okResponse(values...)
+}
+
+// dispatch runs one decoded request.
+func (s *server) dispatch(req request) []byte {
+	arg := func(i int) string { return string(req.args[i]) }
+	logTrace("Socket: %s request", req.cmd)
+	switch req.cmd {
+	case "show":
+		tok, err := s.st.show(arg(1), arg(0) == "u")
+		return result(err, []byte(tok))
+	case "refresh":
+		return result(s.st.refreshCmd(arg(1), arg(0) == "u"))
+	case "status":
+		if arg(0) == "j" {
+			return okResponse(s.st.statusJSON())
+		}
+		return okResponse([]byte(s.st.statusText()))
+	case "info":
+		return okResponse([]byte(portString(s.st.httpPort)), []byte(portString(s.st.httpsPort)), []byte(s.fp))
+	case "reload":
+		return result(s.reload())
+	case "revoke":
+		return result(s.st.revoke(arg(0)))
+	case "dump":
+		b, err := encodeDump(s.st.snapshot())
+		if err != nil {
+			return errResponse(fmt.Sprintf("Can't make the dump: %v", err))
+		}
+		return okResponse(b)
+	case "restore":
+		entries, err := decodeDump(req.args[0])
+		if err != nil {
+			return errResponse(fmt.Sprintf("Can't restore: %v", err))
+		}
+		n := s.st.restore(entries)
+		logInfo("Restored %d token(s) from a dump", n)
+		return okResponse()
+	case "shutdown":
+		return okResponse()
+	}
+	return errResponse("unknown command")
+}
+
+func portString(p int) string {
+	if p == 0 {
+		return "none"
+	}
+	return strconv.Itoa(p)
+}
+
+// reload re-reads the configuration file the server started with. A bad
+// file changes nothing.
+func (s *server) reload() error {
+	conf, err := loadConfig(s.confPath)
+	if err != nil {
+		logError("Reload failed, keeping the old configuration: %v", err)
+		return err
+	}
+	if (conf.HTTPListen == "") != (s.http == nil) || (conf.HTTPSListen == "") != (s.https == nil) {
+		logWarn("Listener addresses are read only at start: restart the server to change them")
+	}
+	s.st.reload(conf)
+	logInfo("Configuration reloaded")
+	return nil
+}

@@ -1,0 +1,83 @@
+# bash completion for pizauth(1)
+#
+# Account names come from the configuration file the server would read (the
+# -c given on the line, else $XDG_CONFIG_HOME/pizauth.conf, else
+# ~/.config/pizauth.conf), so completion works with no server running.
+
+# Prints one account name per line from the configuration file $1 (or the
+# default one when $1 is empty).
+_pizauth_accounts()
+{
+    local conf=$1
+    if [[ -z $conf ]]; then
+        if [[ -n ${XDG_CONFIG_HOME-} ]]; then
+            conf=$XDG_CONFIG_HOME/pizauth.conf
+        else
+            conf=$HOME/.config/pizauth.conf
+        fi
+    fi
+    conf=${conf/#\~/$HOME}
+    [[ -r $conf ]] || return 0
+    sed -n 's/^[[:space:]]*account[[:space:]]*"\([^"]*\)".*/\1/p' "$conf" 2>/dev/null
+}
+
+_pizauth()
+{
+    local cur=${COMP_WORDS[COMP_CWORD]}
+    local prev=${COMP_WORDS[COMP_CWORD-1]}
+    local commands="dump info refresh reload restore revoke server show shutdown status"
+    local cmd="" conf="" nargs=0 i word
+
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word=${COMP_WORDS[i]}
+        if [[ -z $cmd ]]; then
+            [[ $word == -* ]] || cmd=$word
+            continue
+        fi
+        case $word in
+            -c) ((i++)); conf=${COMP_WORDS[i]} ;;
+            -*) ;;
+            *) ((nargs++)) ;;
+        esac
+    done
+
+    if [[ -z $cmd ]]; then
+        COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        return 0
+    fi
+
+    if [[ $prev == -c ]]; then
+        case $cmd in
+            info|server)
+                compopt -o filenames 2>/dev/null
+                COMPREPLY=($(compgen -f -- "$cur"))
+                return 0
+                ;;
+        esac
+    fi
+
+    local flags="-v"
+    case $cmd in
+        info) flags="-j -c -v" ;;
+        refresh|show) flags="-u -v" ;;
+        server) flags="-c -d -v" ;;
+        status) flags="-j -v" ;;
+    esac
+
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+        return 0
+    fi
+
+    case $cmd in
+        refresh|revoke|show)
+            if ((nargs == 0)); then
+                local IFS=$'\n'
+                COMPREPLY=($(compgen -W "$(_pizauth_accounts "$conf")" -- "$cur"))
+            fi
+            ;;
+    esac
+    return 0
+}
+
+complete -F _pizauth pizauth
