@@ -14,13 +14,19 @@ const maxSleep = 37 * time.Second
 // refreshDue is when an Active token with a refresh token should next be
 // refreshed: after a failed attempt, refresh_retry after that attempt;
 // otherwise refresh_before_expiry before it expires, or refresh_at_least
-// after it was obtained, whichever comes first.
+// after it was obtained, whichever comes first — but never sooner than
+// refresh_retry after it was obtained, so that a provider handing out
+// tokens that live less than refresh_before_expiry (or `expires_in: 0`)
+// cannot make us refresh in a tight loop.
 func refreshDue(acct *Account, obtained, expiry, lastAttempt time.Time, failures int) time.Time {
 	if failures > 0 {
 		return lastAttempt.Add(acct.RefreshRetry)
 	}
 	due := expiry.Add(-acct.RefreshBeforeExpiry)
 	if t := obtained.Add(acct.RefreshAtLeast); t.Before(due) {
+		due = t
+	}
+	if t := obtained.Add(acct.RefreshRetry); due.Before(t) {
 		due = t
 	}
 	return due

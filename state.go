@@ -192,6 +192,10 @@ func (s *state) show(name string, noURL bool) (string, error) {
 			s.startRefresh(name)
 			return "", errors.New("Access token has expired; a refresh is in progress: try again shortly")
 		}
+		// Expired and unrefreshable: only a new authorisation helps.
+		a.reset()
+		a.version = s.bump()
+		s.events.push(name, "token_invalidated")
 	case kindPending:
 		err := unavailable(a, noURL)
 		s.mu.Unlock()
