@@ -778,9 +778,16 @@ func (p *fakeProvider) handleDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	dc := e2eRandom(prefixDevice)
 	uc := strings.ToUpper(e2eRandomBytes(3) + "-" + e2eRandomBytes(3))
+	// The interval the provider enforces is the one it sent, in whichever
+	// form it sent it; RFC 8628's 5 s when omitted.
 	interval := 5 * time.Second
-	if n, ok := p.devInterval.(int); ok {
-		interval = time.Duration(n) * time.Second
+	switch v := p.devInterval.(type) {
+	case int:
+		interval = time.Duration(v) * time.Second
+	case string:
+		if n, err := strconv.Atoi(v); err == nil {
+			interval = time.Duration(n) * time.Second
+		}
 	}
 	p.devices[dc] = &fakeDevice{client: clientID, userCode: uc, interval: interval, lastPoll: time.Now()}
 	p.userCodes[clientID] = uc
