@@ -375,10 +375,7 @@ func (p *provider) revoke(ctx context.Context, a *Account, token, hint string) e
 	if err != nil {
 		return err
 	}
-	// RFC 7009 §2.2 says 200 and ignores the body; some servers answer 204
-	// No Content, which means the same. A 2xx body is never inspected: an
-	// error member there would contradict the status the server chose.
-	if status >= 200 && status < 300 {
+	if status == http.StatusOK {
 		return nil
 	}
 	fields, jerr := decodeObject(body)
