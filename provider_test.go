@@ -50,6 +50,27 @@ type fakeProvider struct {
 	noRefresh bool // issue no refresh token with a code exchange
 	rotate    bool // issue a new refresh token on every refresh
 	redirects map[string]string
+
+	// Device authorisation (RFC 8628) and revocation (RFC 7009).
+	devices     map[string]*fakeDevice // device code → request
+	devScripts  map[string][]string    // client id → answers to its next polls
+	devFaults   []fakeFault            // replace the next device authorisation answers
+	devHolds    []*fakeHold            // hold the next device authorisation requests
+	devInterval any                    // interval sent: int, string or nil (omitted)
+	devExpires  any                    // expires_in sent: int, string or nil (omitted)
+	devComplete bool                   // send verification_uri_complete
+	devLegacy   bool                   // spell it verification_url, as Google does
+	revFaults   []fakeFault            // replace the next revocation answers
+	userCodes   map[string]string      // client id → latest user code
+}
+
+// fakeDevice is one device authorisation the provider has issued.
+type fakeDevice struct {
+	client   string
+	userCode string
+	interval time.Duration // current minimum gap between polls
+	lastPoll time.Time
+	done     bool // approved, denied or expired: no further polls expected
 }
 
 // fakeClient is one registered OAuth2 client. The same value generates the
@@ -68,9 +89,14 @@ type fakeClient struct {
 	// LegacyLoginHint writes Fields[0] (which must be login_hint) with the
 	// deprecated `login_hint = ...;` setting instead of auth_uri_fields.
 	LegacyLoginHint bool
-	// Basic makes the token endpoint demand HTTP Basic client
-	// authentication; the test must configure pizauth accordingly.
+	// Basic makes every endpoint demand HTTP Basic client authentication
+	// (and account() write token_endpoint_auth_method accordingly).
 	Basic bool
+	// Device makes account() configure the device flow (device_auth_uri,
+	// no auth_uri).
+	Device bool
+	// Revoke makes account() write a revoke_uri.
+	Revoke bool
 }
 
 // fakeKV is one auth_uri_fields pair.
@@ -83,10 +109,11 @@ type fakeCode struct {
 
 // fakeRequest is one request the provider received.
 type fakeRequest struct {
-	Path     string // "/authorize" or "/token"
+	Path     string // "/authorize", "/token", "/device" or "/revoke"
 	Grant    string // grant_type of a token request
 	ClientID string
 	Form     url.Values
+	Auth     string // client authentication seen: "basic", "post" or "none"
 	At       time.Time
 	Status   int // status answered; 0 while still being handled
 }
@@ -110,7 +137,11 @@ const (
 	prefixRefresh = "pzRT-"
 	prefixCode    = "pzCODE-"
 	prefixSecret  = "pzSECRET-"
+	prefixDevice  = "pzDEV-"
 )
+
+// grantDevice is RFC 8628's grant type.
+const grantDevice = "urn:ietf:params:oauth:grant-type:device_code"
 
 // newProvider starts a fake provider that lives as long as the test. Create
 // it before startServer so that it outlives the pizauth server.
@@ -127,10 +158,19 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		expiresIn: 3600,
 		tokenType: "Bearer",
 		rotate:    true,
+
+		devices:     map[string]*fakeDevice{},
+		devScripts:  map[string][]string{},
+		userCodes:   map[string]string{},
+		devInterval: 1,
+		devExpires:  600,
+		devComplete: true,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/authorize", p.handleAuthorize)
 	mux.HandleFunc("/token", p.handleToken)
+	mux.HandleFunc("/device", p.handleDevice)
+	mux.HandleFunc("/revoke", p.handleRevoke)
 	p.srv = httptest.NewServer(mux)
 	p.URL = p.srv.URL
 	t.Cleanup(func() {
@@ -168,12 +208,22 @@ func (p *fakeProvider) addClient(c fakeClient) fakeClient {
 func (p *fakeProvider) account(name string, c fakeClient, extra string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "account %s {\n", confQuote(name))
-	authURI := p.URL + "/authorize"
-	if c.AuthQuery != "" {
-		authURI += "?" + c.AuthQuery
+	if c.Device {
+		fmt.Fprintf(&b, "    device_auth_uri = %s;\n", confQuote(p.URL+"/device"))
+	} else {
+		authURI := p.URL + "/authorize"
+		if c.AuthQuery != "" {
+			authURI += "?" + c.AuthQuery
+		}
+		fmt.Fprintf(&b, "    auth_uri = %s;\n", confQuote(authURI))
 	}
-	fmt.Fprintf(&b, "    auth_uri = %s;\n", confQuote(authURI))
 	fmt.Fprintf(&b, "    token_uri = %s;\n", confQuote(p.URL+"/token"))
+	if c.Basic {
+		b.WriteString("    token_endpoint_auth_method = \"client_secret_basic\";\n")
+	}
+	if c.Revoke {
+		fmt.Fprintf(&b, "    revoke_uri = %s;\n", confQuote(p.URL+"/revoke"))
+	}
 	fmt.Fprintf(&b, "    client_id = %s;\n", confQuote(c.ID))
 	if c.Secret != "" {
 		fmt.Fprintf(&b, "    client_secret = %s;\n", confQuote(c.Secret))
@@ -423,39 +473,9 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Client authentication.
-	clientID := form.Get("client_id")
-	user, pass, basic := r.BasicAuth()
-	if basic && clientID == "" {
-		clientID = user
-	}
-	p.mu.Lock()
-	c, known := p.clients[clientID]
-	p.mu.Unlock()
-	switch {
-	case !known:
-		probs = append(probs, fmt.Sprintf("unknown client_id %q", clientID))
-	case c.Basic:
-		if !basic || user != c.ID || pass != c.Secret {
-			probs = append(probs, "HTTP Basic client authentication missing or wrong")
-		}
-		if form.Has("client_secret") {
-			probs = append(probs, "client_secret in the body as well as in HTTP Basic")
-		}
-	default:
-		if basic {
-			probs = append(probs, "unexpected HTTP Basic authentication")
-		}
-		if form.Get("client_id") != c.ID {
-			probs = append(probs, "client_id missing from the body")
-		}
-		if c.Secret == "" && form.Has("client_secret") {
-			probs = append(probs, "client_secret sent for a public client")
-		}
-		if c.Secret != "" && form.Get("client_secret") != c.Secret {
-			probs = append(probs, "wrong or missing client_secret")
-		}
-	}
+	clientID, auth, aprobs := p.checkClient(r, form)
+	probs = append(probs, aprobs...)
+	p.setAuth(idx, auth)
 
 	grant := form.Get("grant_type")
 	var allowed []string
@@ -502,6 +522,23 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 		} else if owner != clientID {
 			probs = append(probs, "refresh token of another client")
 		}
+	case grantDevice:
+		allowed = []string{"grant_type", "device_code", "client_id", "client_secret"}
+		p.mu.Lock()
+		d := p.devices[form.Get("device_code")]
+		now := time.Now()
+		switch {
+		case d == nil:
+			probs = append(probs, "unknown device_code")
+		case d.client != clientID:
+			probs = append(probs, "device_code of another client")
+		case d.done:
+			probs = append(probs, "device_code polled after the authorisation ended")
+		case now.Sub(d.lastPoll) < d.interval-50*time.Millisecond:
+			// RFC 8628 §3.5: the client waits interval seconds between polls.
+			probs = append(probs, fmt.Sprintf("polled %v after the previous request; the interval is %v", now.Sub(d.lastPoll).Round(time.Millisecond), d.interval))
+		}
+		p.mu.Unlock()
 	default:
 		probs = append(probs, fmt.Sprintf("grant_type %q", grant))
 	}
@@ -513,6 +550,29 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 	if len(probs) > 0 {
 		reject()
 		return
+	}
+	if grant == grantDevice {
+		p.mu.Lock()
+		d := p.devices[form.Get("device_code")]
+		d.lastPoll = time.Now()
+		answer1 := "authorization_pending"
+		if sc := p.devScripts[clientID]; len(sc) > 0 {
+			answer1 = sc[0]
+			p.devScripts[clientID] = sc[1:]
+		}
+		switch answer1 {
+		case "ok":
+			d.done = true
+		case "slow_down":
+			d.interval += 5 * time.Second
+		case "access_denied", "expired_token":
+			d.done = true
+		}
+		p.mu.Unlock()
+		if answer1 != "ok" {
+			answer(http.StatusBadRequest, "application/json", fmt.Sprintf(`{"error":%q}`, answer1))
+			return
+		}
 	}
 
 	p.mu.Lock()
@@ -557,7 +617,7 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 	if p.expiresIn != nil {
 		resp["expires_in"] = p.expiresIn
 	}
-	newRefresh := grant == "authorization_code" && !p.noRefresh || grant == "refresh_token" && p.rotate
+	newRefresh := (grant == "authorization_code" || grant == grantDevice) && !p.noRefresh || grant == "refresh_token" && p.rotate
 	if newRefresh {
 		rt := e2eRandom(prefixRefresh)
 		p.refreshes[rt] = clientID
@@ -570,6 +630,314 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 	b, _ := json.Marshal(resp)
 	answer(http.StatusOK, "application/json", string(b))
+}
+
+// checkClient checks a request's client authentication (RFC 6749 §2.3.1)
+// against the registered client, for every endpoint alike: HTTP Basic with
+// both parts form-urlencoded for Basic clients, the body otherwise, no
+// secret at all for public clients, and never the secret both ways. auth
+// is what was seen: "basic", "post" or "none".
+func (p *fakeProvider) checkClient(r *http.Request, form url.Values) (clientID, auth string, probs []string) {
+	clientID = form.Get("client_id")
+	user, pass, basic := r.BasicAuth()
+	if basic {
+		// Undo the form-urlencoding RFC 6749 §2.3.1 requires.
+		u, err1 := url.QueryUnescape(user)
+		pw, err2 := url.QueryUnescape(pass)
+		if err1 != nil || err2 != nil {
+			probs = append(probs, "HTTP Basic credentials are not form-urlencoded")
+		}
+		user, pass = u, pw
+		if clientID == "" {
+			clientID = user
+		}
+	}
+	switch {
+	case basic:
+		auth = "basic"
+	case form.Has("client_secret"):
+		auth = "post"
+	default:
+		auth = "none"
+	}
+	if basic && form.Has("client_secret") {
+		probs = append(probs, "client_secret in the body as well as in HTTP Basic")
+	}
+	p.mu.Lock()
+	c, known := p.clients[clientID]
+	p.mu.Unlock()
+	switch {
+	case !known:
+		probs = append(probs, fmt.Sprintf("unknown client_id %q", clientID))
+	case c.Basic:
+		if !basic || user != c.ID || pass != c.Secret {
+			probs = append(probs, "HTTP Basic client authentication missing or wrong")
+		}
+	default:
+		if basic {
+			probs = append(probs, "unexpected HTTP Basic authentication")
+		}
+		if form.Get("client_id") != c.ID {
+			probs = append(probs, "client_id missing from the body")
+		}
+		if c.Secret == "" && form.Has("client_secret") {
+			probs = append(probs, "client_secret sent for a public client")
+		}
+		if c.Secret != "" && form.Get("client_secret") != c.Secret {
+			probs = append(probs, "wrong or missing client_secret")
+		}
+	}
+	return clientID, auth, probs
+}
+
+func (p *fakeProvider) setAuth(i int, auth string) {
+	p.mu.Lock()
+	p.reqs[i].Auth = auth
+	p.mu.Unlock()
+}
+
+// checkForm applies the checks every POST endpoint shares: method, content
+// type, a form body, no query string, no repeated parameter, and only the
+// allowed parameters.
+func checkForm(r *http.Request, form url.Values, ferr error, allowed ...string) []string {
+	var probs []string
+	if r.Method != http.MethodPost {
+		probs = append(probs, "method "+r.Method)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		probs = append(probs, fmt.Sprintf("Content-Type %q", r.Header.Get("Content-Type")))
+	}
+	if ferr != nil {
+		probs = append(probs, "body is not a form: "+ferr.Error())
+	}
+	if r.URL.RawQuery != "" {
+		probs = append(probs, "request has a query string: "+r.URL.RawQuery)
+	}
+	for k, vs := range form {
+		if len(vs) != 1 {
+			probs = append(probs, fmt.Sprintf("%s given %d times", k, len(vs)))
+		}
+		if !slices.Contains(allowed, k) {
+			probs = append(probs, "unexpected parameter "+k)
+		}
+	}
+	return probs
+}
+
+// handleDevice is an RFC 8628 §3.1 device authorisation endpoint.
+func (p *fakeProvider) handleDevice(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	form, ferr := url.ParseQuery(string(body))
+	idx := p.record(fakeRequest{Path: "/device", ClientID: form.Get("client_id"), Form: form, At: time.Now()})
+	answer := func(status int, ct, body string) {
+		p.setStatus(idx, status)
+		w.Header().Set("Content-Type", ct)
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+	probs := checkForm(r, form, ferr, "client_id", "client_secret", "scope")
+	clientID, auth, aprobs := p.checkClient(r, form)
+	probs = append(probs, aprobs...)
+	p.setAuth(idx, auth)
+	p.mu.Lock()
+	c := p.clients[clientID]
+	p.mu.Unlock()
+	if want := strings.Join(c.Scopes, " "); form.Get("scope") != want {
+		probs = append(probs, fmt.Sprintf("scope=%q, want %q", form.Get("scope"), want))
+	}
+	if len(probs) > 0 {
+		p.problem("bad device authorisation request (form %v):\n  %s", form, strings.Join(probs, "\n  "))
+		answer(http.StatusBadRequest, "application/json", `{"error":"invalid_request"}`)
+		return
+	}
+
+	p.mu.Lock()
+	var hold *fakeHold
+	if len(p.devHolds) > 0 {
+		hold = p.devHolds[0]
+		p.devHolds = p.devHolds[1:]
+	}
+	p.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold.ch:
+		case <-p.quit:
+		case <-r.Context().Done():
+			p.setStatus(idx, -1)
+			return
+		}
+	}
+
+	p.mu.Lock()
+	if len(p.devFaults) > 0 {
+		f := p.devFaults[0]
+		p.devFaults = p.devFaults[1:]
+		p.mu.Unlock()
+		answer(f.status, f.contentType, f.body)
+		return
+	}
+	dc := e2eRandom(prefixDevice)
+	uc := strings.ToUpper(e2eRandomBytes(3) + "-" + e2eRandomBytes(3))
+	// The interval the provider enforces is the one it sent, in whichever
+	// form it sent it; RFC 8628's 5 s when omitted.
+	interval := 5 * time.Second
+	switch v := p.devInterval.(type) {
+	case int:
+		interval = time.Duration(v) * time.Second
+	case string:
+		if n, err := strconv.Atoi(v); err == nil {
+			interval = time.Duration(n) * time.Second
+		}
+	}
+	p.devices[dc] = &fakeDevice{client: clientID, userCode: uc, interval: interval, lastPoll: time.Now()}
+	p.userCodes[clientID] = uc
+	p.secrets = append(p.secrets, dc)
+	verify := p.URL + "/activate"
+	resp := map[string]any{"device_code": dc, "user_code": uc}
+	if p.devLegacy {
+		resp["verification_url"] = verify
+	} else {
+		resp["verification_uri"] = verify
+	}
+	if p.devComplete {
+		resp["verification_uri_complete"] = verify + "?user_code=" + url.QueryEscape(uc)
+	}
+	if p.devExpires != nil {
+		resp["expires_in"] = p.devExpires
+	}
+	if p.devInterval != nil {
+		resp["interval"] = p.devInterval
+	}
+	p.mu.Unlock()
+	b, _ := json.Marshal(resp)
+	answer(http.StatusOK, "application/json", string(b))
+}
+
+// handleRevoke is an RFC 7009 revocation endpoint. It answers 200 even for
+// a token it does not know, as §2.2 says, but then the test fails: pizauth
+// only ever revokes tokens it was given.
+func (p *fakeProvider) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	form, ferr := url.ParseQuery(string(body))
+	idx := p.record(fakeRequest{Path: "/revoke", ClientID: form.Get("client_id"), Form: form, At: time.Now()})
+	answer := func(status int, ct, body string) {
+		p.setStatus(idx, status)
+		w.Header().Set("Content-Type", ct)
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+	probs := checkForm(r, form, ferr, "client_id", "client_secret", "token", "token_type_hint")
+	clientID, auth, aprobs := p.checkClient(r, form)
+	probs = append(probs, aprobs...)
+	p.setAuth(idx, auth)
+	tok, hint := form.Get("token"), form.Get("token_type_hint")
+	p.mu.Lock()
+	switch hint {
+	case "refresh_token":
+		if owner, ok := p.refreshes[tok]; !ok || owner != clientID {
+			probs = append(probs, "token is not a live refresh token of this client")
+		}
+	case "access_token":
+		if !slices.Contains(p.issued[clientID], tok) {
+			probs = append(probs, "token is not an access token issued to this client")
+		}
+	default:
+		probs = append(probs, fmt.Sprintf("token_type_hint %q", hint))
+	}
+	p.mu.Unlock()
+	if len(probs) > 0 {
+		p.problem("bad revocation request (hint %q):\n  %s", hint, strings.Join(probs, "\n  "))
+		answer(http.StatusBadRequest, "application/json", `{"error":"invalid_request"}`)
+		return
+	}
+	p.mu.Lock()
+	if len(p.revFaults) > 0 {
+		f := p.revFaults[0]
+		p.revFaults = p.revFaults[1:]
+		p.mu.Unlock()
+		answer(f.status, f.contentType, f.body)
+		return
+	}
+	delete(p.refreshes, tok)
+	p.mu.Unlock()
+	answer(http.StatusOK, "application/json", "")
+}
+
+// deviceScript sets how the token endpoint answers the client's next device
+// code polls: "authorization_pending", "slow_down", "access_denied",
+// "expired_token" or "ok" (a token). Once the script is used up, polls are
+// answered authorization_pending, as when the user does nothing.
+func (p *fakeProvider) deviceScript(clientID string, answers ...string) {
+	p.mu.Lock()
+	p.devScripts[clientID] = append(p.devScripts[clientID], answers...)
+	p.mu.Unlock()
+}
+
+// setDevice sets the interval and expires_in of future device authorisation
+// answers (an int, a string, or nil to omit it) and whether they include
+// verification_uri_complete and use the verification_url spelling.
+func (p *fakeProvider) setDevice(interval, expiresIn any, complete, legacy bool) {
+	p.mu.Lock()
+	p.devInterval, p.devExpires, p.devComplete, p.devLegacy = interval, expiresIn, complete, legacy
+	p.mu.Unlock()
+}
+
+// failNextDevice makes the next device authorisation request get this
+// answer instead of a user code.
+func (p *fakeProvider) failNextDevice(status int, contentType, body string) {
+	p.mu.Lock()
+	p.devFaults = append(p.devFaults, fakeFault{status: status, contentType: contentType, body: body})
+	p.mu.Unlock()
+}
+
+// holdDevice makes the next device authorisation request hang until release
+// is called (or the test ends).
+func (p *fakeProvider) holdDevice() (release func()) {
+	h := &fakeHold{ch: make(chan struct{})}
+	p.mu.Lock()
+	p.devHolds = append(p.devHolds, h)
+	p.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(h.ch) }) }
+}
+
+// failNextRevoke makes the next revocation request get this answer.
+func (p *fakeProvider) failNextRevoke(status int, contentType, body string) {
+	p.mu.Lock()
+	p.revFaults = append(p.revFaults, fakeFault{status: status, contentType: contentType, body: body})
+	p.mu.Unlock()
+}
+
+// userCode is the user code of the client's latest device authorisation.
+func (p *fakeProvider) userCode(clientID string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.userCodes[clientID]
+}
+
+// refreshTokens returns the client's live refresh tokens.
+func (p *fakeProvider) refreshTokens(clientID string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for rt, owner := range p.refreshes {
+		if owner == clientID {
+			out = append(out, rt)
+		}
+	}
+	return out
+}
+
+// clientRequests returns the requests received at path from one client,
+// oldest first.
+func (p *fakeProvider) clientRequests(path, clientID string) []fakeRequest {
+	var out []fakeRequest
+	for _, r := range p.requests(path, "") {
+		if r.ClientID == clientID {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // failNext makes the next n token requests of the given grant type ("" for

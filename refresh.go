@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -94,7 +95,7 @@ func (s *state) due(now time.Time) ([]job, time.Time) {
 				if !now.Before(a.deviceExpiry) {
 					version := a.version
 					jobs = append(jobs, func() {
-						s.authFailed(name, version, "Device authorisation failed: the code expired before it was approved: run 'pizauth refresh' to get a new one")
+						s.authFailed(name, version, fmt.Sprintf("Device authorisation failed: the code expired before it was approved; run 'pizauth show %s' to get a new one", name))
 					})
 					continue
 				}

@@ -147,8 +147,15 @@ func (s *state) wake() {
 }
 
 // workCtx makes the context for slow work on a, stored so that the next
-// transition can cancel it. Called with s.mu held.
+// transition can cancel it. Called with s.mu held. New work only starts once
+// the previous piece has finished (refreshing, polling and exchanging
+// guard that), so the previous context is released here: otherwise every
+// device poll and every retried refresh would leave a context registered
+// with s.ctx until the account next changed.
 func (s *state) workCtx(a *acctState) context.Context {
+	if a.cancel != nil {
+		a.cancel()
+	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	a.cancel = cancel
 	return ctx
@@ -535,13 +542,22 @@ func (s *state) pollDevice(ctx context.Context, name string, version uint64, acc
 		return
 	}
 	a.polling = false
+	// slow_down is checked first: a provider may send it with a transient
+	// status such as 429, and it must still lengthen the interval.
 	switch {
-	case te != nil && te.Code == "authorization_pending", te != nil && te.Transient:
 	case te != nil && te.Code == "slow_down":
 		a.pollInterval += 5 * time.Second
+	case te != nil && te.Code == "authorization_pending", te != nil && te.Transient:
 	default:
+		msg := fmt.Sprintf("Device authorisation failed: %v", err)
+		switch {
+		case te != nil && te.Code == "access_denied":
+			msg = fmt.Sprintf("Device authorisation was denied at the provider (%v); run 'pizauth show %s' to get a new code", err, name)
+		case te != nil && te.Code == "expired_token":
+			msg = fmt.Sprintf("Device authorisation failed: the code expired before it was approved (%v); run 'pizauth show %s' to get a new one", err, name)
+		}
 		s.mu.Unlock()
-		s.authFailed(name, version, fmt.Sprintf("Device authorisation failed: %v", err))
+		s.authFailed(name, version, msg)
 		return
 	}
 	a.nextPoll = s.now().Add(a.pollInterval)
@@ -582,11 +598,15 @@ func (s *state) revokeAtProvider(cmd string, acct *Account, access, refresh stri
 	defer cancel()
 	if refresh != "" {
 		if err := s.prov.revoke(ctx, acct, refresh, "refresh_token"); err != nil {
-			notifyError(cmd, acct.Name, fmt.Sprintf("Revoking the refresh token at the provider failed: %v", err))
+			notifyError(cmd, acct.Name, fmt.Sprintf("Revoking the refresh token at the provider failed: %v; it is forgotten locally, but may stay valid at the provider until it expires or you revoke it there", err))
+		} else {
+			logInfo("Account '%s': refresh token revoked at the provider", acct.Name)
 		}
 	}
 	if err := s.prov.revoke(ctx, acct, access, "access_token"); err != nil {
-		notifyError(cmd, acct.Name, fmt.Sprintf("Revoking the access token at the provider failed: %v", err))
+		notifyError(cmd, acct.Name, fmt.Sprintf("Revoking the access token at the provider failed: %v; it is forgotten locally, but may stay valid at the provider until it expires", err))
+	} else {
+		logInfo("Account '%s': access token revoked at the provider", acct.Name)
 	}
 }
 
