@@ -375,7 +375,9 @@ func (p *provider) revoke(ctx context.Context, a *Account, token, hint string) e
 	if err != nil {
 		return err
 	}
-	if status == http.StatusOK {
+	// RFC 7009 says 200, but some servers answer 204 No Content: any 2xx
+	// means the token is gone.
+	if status >= 200 && status < 300 {
 		return nil
 	}
 	fields, jerr := decodeObject(body)

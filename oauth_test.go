@@ -801,7 +801,7 @@ func TestRevoke(t *testing.T) {
 		status int
 		trans  bool
 		code   string
-	}{{400, false, "unsupported_token_type"}, {503, true, ""}, {204, false, ""}, {401, false, ""}} {
+	}{{400, false, "unsupported_token_type"}, {503, true, ""}, {401, false, ""}, {302, false, ""}} {
 		status.Store(int32(tc.status))
 		err := p.revoke(context.Background(), a, tAccess, "access_token")
 		var te *tokenError
@@ -809,6 +809,12 @@ func TestRevoke(t *testing.T) {
 			t.Fatalf("HTTP %d: err = %#v", tc.status, err)
 		}
 		assertNoSecret(t, err)
+	}
+
+	// Some servers answer 204 No Content; the token is revoked all the same.
+	status.Store(204)
+	if err := p.revoke(context.Background(), a, tAccess, "access_token"); err != nil {
+		t.Fatalf("HTTP 204: %v", err)
 	}
 
 	a.RevokeURI = ""
