@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 )
 
 const (
@@ -255,9 +257,18 @@ func (s *server) handleConn(c *net.UnixConn) {
 	}
 }
 
+// result builds a command's response. An error text may quote what the
+// client sent (an account name that matched nothing), so control characters
+// are neutralised: the message stays one line and cannot drive the user's
+// terminal.
 func result(err error, values ...[]byte) []byte {
 	if err != nil {
-		return errResponse(err.Error())
+		return errResponse(strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return '?'
+			}
+			return r
+		}, err.Error()))
 	}
 	return okResponse(values...)
 }
