@@ -259,7 +259,7 @@ func TestE2ENoSecretsAcrossRefreshDumpRestore(t *testing.T) {
 	conf := e2eConf(map[string]string{
 		"token_event_cmd":  hookAppend(filepath.Join(dir, "events"), "$PIZAUTH_ACCOUNT $PIZAUTH_EVENT"),
 		"error_notify_cmd": hookAppend(filepath.Join(dir, "errors"), "$PIZAUTH_MSG"),
-	}, p.account("a", c, ""), p.account("basic", basic, `token_endpoint_auth_method = "client_secret_basic";`), p.account("pub", pub, ""))
+	}, p.account("a", c, ""), p.account("basic", basic, ""), p.account("pub", pub, ""))
 	s := startSrv(t, conf)
 	var clientErr strings.Builder
 	run := func(stdin []byte, args ...string) string {
