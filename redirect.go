@@ -90,6 +90,9 @@ func (r *redirectListener) handle(c net.Conn) {
 	lr := &io.LimitedReader{R: c, N: maxRedirectRequest}
 	req, err := http.ReadRequest(bufio.NewReaderSize(lr, 4096))
 	if err != nil {
+		// A slow client has used up the deadline; give the 400 a moment
+		// of its own so the client learns why it was cut off.
+		c.SetWriteDeadline(time.Now().Add(time.Second))
 		if lr.N == 0 {
 			reply(c, 400, "Request too large.")
 		} else {
