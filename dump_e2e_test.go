@@ -138,7 +138,9 @@ func TestE2ERestoreDueRefreshedAtOnce(t *testing.T) {
 	before := p.count("refresh_token")
 	s2.restore(t, d)
 	// Only status is polled: show would itself start a refresh.
-	s2.waitFor(t, func() bool { return p.count("refresh_token") > before && e2eActiveLine.MatchString(s2.state(t, "acct")) }, "the restored, expired token to be refreshed")
+	s2.waitFor(t, func() bool {
+		return p.count("refresh_token") > before && e2eActiveLine.MatchString(s2.state(t, "acct"))
+	}, "the restored, expired token to be refreshed")
 	if _, e := s2.activeTimes(t, "acct"); e.Before(time.Now().Add(30 * time.Minute)) {
 		t.Errorf("after the refresh the token expires %v; want about an hour from now", e)
 	}
@@ -277,25 +279,12 @@ func (e2eZeros) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// sealPayload seals a dump payload the way encodeDump does, so that tests
-// can hand restore a dump that is authentic but malformed inside.
-func sealPayload(t *testing.T, version byte, payload []byte) []byte {
-	t.Helper()
-	hdr := make([]byte, dumpHeaderLen)
-	copy(hdr, dumpMagic)
-	hdr[len(dumpMagic)] = version
-	copy(hdr[dumpAADSize:], "fixed-nonce!")
-	return dumpAEAD().Seal(hdr, hdr[dumpAADSize:], payload, hdr[:dumpAADSize])
-}
-
-// openPayload is the inverse of sealPayload.
-func openPayload(t *testing.T, d []byte) []byte {
-	t.Helper()
-	p, err := dumpAEAD().Open(nil, d[dumpAADSize:dumpHeaderLen], d[dumpHeaderLen:], d[:dumpAADSize])
-	if err != nil {
-		t.Fatalf("opening a dump made by pizauth: %v", err)
-	}
-	return p
+// sealVersionedPayload is sealTestPayload (dump_test.go) with any format
+// version, so that a dump can be authentic and still from the future.
+func sealVersionedPayload(version byte, payload []byte) []byte {
+	d := sealTestPayload(payload)
+	d[len(dumpMagic)] = version
+	return dumpAEAD().Seal(d[:dumpHeaderLen], d[dumpAADSize:dumpHeaderLen], payload, d[:dumpAADSize])
 }
 
 // TestE2ERestoreBadInput: every kind of bad input makes restore exit 1 with
@@ -328,7 +317,7 @@ func TestE2ERestoreBadInput(t *testing.T) {
 	}
 	// An authentic payload whose first entry ("acct", inactive) and
 	// second ("other", Active) are valid, followed by a flaw.
-	plain := openPayload(t, d)
+	plain := openTestDump(t, d)
 	entries, err := decodeDump(d)
 	if err != nil || len(entries) != 2 || entries[1].Name != "other" || !entries[1].Active {
 		t.Fatalf("decoding the dump: %v, %+v", err, entries)
@@ -352,11 +341,11 @@ func TestE2ERestoreBadInput(t *testing.T) {
 		{"a byte flipped in the tag", bytes.NewReader(with(func(c []byte) { c[len(c)-1] ^= 0x01 })), `dump is corrupted .*authentication failed`},
 		{"a byte flipped in the magic", bytes.NewReader(with(func(c []byte) { c[0] ^= 0x20 })), `not a pizauth dump`},
 		{"future format version", bytes.NewReader(with(func(c []byte) { c[len(dumpMagic)] = dumpVersion + 1 })), `dump format version 2 is newer than this pizauth understands \(1\): upgrade pizauth`},
-		{"authentic future format version", bytes.NewReader(sealPayload(t, dumpVersion+1, plain)), `dump format version 2 is newer than this pizauth understands`},
+		{"authentic future format version", bytes.NewReader(sealVersionedPayload(dumpVersion+1, plain)), `dump format version 2 is newer than this pizauth understands`},
 		{"format version 0", bytes.NewReader(with(func(c []byte) { c[len(dumpMagic)] = 0 })), `dump is corrupted: format version 0 does not exist`},
 		{"random bytes", strings.NewReader(e2eRandomBytes(4096)), `not a pizauth dump`},
-		{"authentic, trailing byte", bytes.NewReader(sealPayload(t, dumpVersion, append(bytes.Clone(plain), 0))), `dump is corrupted: 1 unexpected bytes after the last entry`},
-		{"authentic, an account twice", bytes.NewReader(sealPayload(t, dumpVersion, dup)), `dump is corrupted: account "other" appears twice`},
+		{"authentic, trailing byte", bytes.NewReader(sealTestPayload(append(bytes.Clone(plain), 0))), `dump is corrupted: 1 unexpected bytes after the last entry`},
+		{"authentic, an account twice", bytes.NewReader(sealTestPayload(dup)), `dump is corrupted: account "other" appears twice`},
 		{"100 MB stream", io.MultiReader(bytes.NewReader(d), io.LimitReader(e2eZeros{}, 100<<20)), `Dump is too large \(more than 64 MiB\)`},
 	} {
 		out, errOut, code := s.runIn(tc.input, "restore")
