@@ -372,3 +372,26 @@ func TestE2ERestoreBadInput(t *testing.T) {
 		t.Errorf("intact dump: acct shows %q, want its own %q", got, tokAcct)
 	}
 }
+
+// TestE2EDumpFromTokenEventCmd: the documented set-up, a token_event_cmd
+// that runs `pizauth dump` whenever tokens change, saves a dump (the hook
+// can talk to the server that runs it) that restores into the next server.
+func TestE2EDumpFromTokenEventCmd(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	c := p.addClient(fakeClient{Scopes: []string{"mail"}})
+	saved := e2eShortDir(t) + "/dump"
+	hook := confQuote("'" + e2eBin + "' dump > '" + saved + ".new' && mv '" + saved + ".new' '" + saved + "'")
+	conf := e2eConf(map[string]string{"token_event_cmd": hook}, p.account("acct", c, ""))
+
+	s1 := startSrv(t, conf)
+	tok := s1.authorise(t, "acct")
+	s1.waitFor(t, func() bool { return e2eRead(saved) != "" }, "token_event_cmd to save a dump")
+	s1.stop()
+
+	s2 := startSrv(t, conf)
+	s2.restore(t, []byte(e2eRead(saved)))
+	if got := s2.showToken(t, "acct"); got != tok {
+		t.Errorf("after restoring the dump saved by token_event_cmd, show printed %q, want %q", got, tok)
+	}
+}
