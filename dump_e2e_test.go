@@ -71,19 +71,22 @@ func (s *srv) restore(t *testing.T, d []byte) {
 func TestE2EDumpRestoreRoundTrip(t *testing.T) {
 	t.Parallel()
 	p := newFakeProvider(t)
-	p.setExpiresIn(6)
+	p.setExpiresIn(10)
 	c := p.addClient(fakeClient{Scopes: []string{"mail"}})
 	conf := e2eConf(nil, p.account("acct", c, ""))
 
-	// The first server must not refresh the token behind the test's back:
-	// a completed refresh would rotate the refresh token in the dump.
-	release := p.hold("refresh_token")
+	// No refresh may complete until the restored token has been seen:
+	// on the first server it would rotate the refresh token in the dump,
+	// on the second it would replace the token before show prints it.
+	// A hold catches the first server's refresh, if it gets that far (the
+	// request dies with the server), and another the second server's.
+	release1 := p.hold("refresh_token")
+	release2 := p.hold("refresh_token")
 	s1 := startSrv(t, conf)
 	tok := s1.authorise(t, "acct")
 	obtained, expires := s1.activeTimes(t, "acct")
 	d := s1.dump(t)
 	s1.stop()
-	release()
 
 	s2 := startSrv(t, conf)
 	if st := s2.state(t, "acct"); st != "No access token" {
@@ -101,6 +104,8 @@ func TestE2EDumpRestoreRoundTrip(t *testing.T) {
 	if n := len(p.requests("/authorize", "")); n != 1 || p.count("authorization_code") != 1 {
 		t.Errorf("%d authorisation requests and %d code exchanges; want 1 of each (restore needs no new authorisation)", n, p.count("authorization_code"))
 	}
+	release1()
+	release2()
 	tok2 := s2.waitToken(t, "acct", tok)
 	if !slices.Contains(p.tokens(c.ID), tok2) || p.count("refresh_token") < 1 {
 		t.Errorf("new token %q did not come from a refresh", tok2)
