@@ -661,13 +661,23 @@ func (s *state) snapshot() []dumpEntry {
 // restore adopts the Active tokens of a decoded dump for accounts whose
 // security-relevant config is unchanged and which hold no Active token now.
 // It returns how many tokens it adopted.
+//
+// A dumped token that has expired and has no refresh token is skipped: the
+// refresher would drop it at once, and adopting it first would throw away
+// a pending authorisation and report a token_invalidated for a token the
+// server never used.
 func (s *state) restore(entries []dumpEntry) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
 	n := 0
 	for _, e := range entries {
 		a := s.accts[e.Name]
-		if !e.Active || a == nil || a.kind == kindActive || string(a.acct.secureKey()) != string(e.SecureKey) {
+		if !e.Active || a == nil || a.kind == kindActive || e.RefreshToken == "" && !now.Before(e.Expiry) {
+			continue
+		}
+		// Last, as the only check that allocates.
+		if string(a.acct.secureKey()) != string(e.SecureKey) {
 			continue
 		}
 		a.reset()
