@@ -6,7 +6,9 @@
 #   make check           the whole test suite (what .ci/run runs)
 #   make install         install under $(DESTDIR)$(PREFIX)
 #   make uninstall       remove what install put there
-#   make bench           `pizauth show` latency against two floors
+#   make bench           `pizauth show` latency against two floors, then
+#                        the server's memory and idle CPU (bench-memory)
+#   make bench-memory    the server's memory and idle CPU only (about 80 s)
 #   make clean
 #
 # Packagers: set VERSION when building outside a git checkout (a release
@@ -40,7 +42,7 @@ TEST_TIMEOUT = 10m
 
 .PHONY: all check check-fmt check-vet check-test check-cross check-man \
 	check-completion check-install check-installed check-uninstalled \
-	install uninstall bench clean
+	install uninstall bench bench-memory clean
 
 all:
 	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -ldflags "$(GOLDFLAGS)" -o pizauth .
@@ -191,6 +193,10 @@ uninstall:
 
 bench: all
 	sh bench/latency.sh
+	sh bench/memory.sh
+
+bench-memory: all
+	sh bench/memory.sh
 
 clean:
 	rm -f pizauth
