@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,45 +25,40 @@ import (
 // benchToken is a 2 KB access token, the size bench/memory.sh stores.
 var benchToken = strings.Repeat("t", 2048)
 
-// benchServer starts a real server in this process, with its own runtime
-// directory, whose account "bench" holds benchToken (adopted through the
-// same restore path `pizauth restore` takes). It returns the socket path.
-func benchServer(b *testing.B) string {
+// benchServer starts a real server in this process from conf, with its own
+// runtime directory, and stops it when the benchmark ends.
+func benchServer(b *testing.B, conf string) *server {
 	b.Helper()
 	dir, err := os.MkdirTemp("", "pzb")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { os.RemoveAll(dir) })
-	conf := filepath.Join(dir, "pizauth.conf")
-	err = os.WriteFile(conf, []byte(`http_listen = "127.0.0.1:0";
-https_listen = none;
-account "bench" {
-    auth_uri = "https://example.com/authorize";
-    token_uri = "https://example.com/token";
-    client_id = "bench-client";
-}
-`), 0o600)
-	if err != nil {
+	path := filepath.Join(dir, "pizauth.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	b.Setenv("XDG_RUNTIME_DIR", filepath.Join(dir, "r"))
-	s, err := startServer(conf)
+	s, err := startServer(path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(s.shutdown)
+	return s
+}
+
+// benchRestore gives the server's accounts the tokens of entries through the
+// path `pizauth restore` takes, filling in names and secure keys.
+func benchRestore(b *testing.B, s *server, fill func(i int, e *dumpEntry)) {
+	b.Helper()
 	entries := s.st.snapshot()
-	now := time.Now()
 	for i := range entries {
 		entries[i].Active = true
-		entries[i].AccessToken = benchToken
-		entries[i].Obtained, entries[i].Expiry = now, now.Add(24*time.Hour)
+		fill(i, &entries[i])
 	}
-	if n := s.st.restore(entries); n != 1 {
-		b.Fatalf("restore adopted %d tokens, want 1", n)
+	if n := s.st.restore(entries); n != len(entries) {
+		b.Fatalf("restore adopted %d tokens, want %d", n, len(entries))
 	}
-	return s.sockPath
 }
 
 // BenchmarkShowConcurrent64 is `pizauth show` over the socket with 64
@@ -69,7 +67,18 @@ account "bench" {
 // percentile of the per-request latency the clients saw.
 func BenchmarkShowConcurrent64(b *testing.B) {
 	const clients = 64
-	sock := benchServer(b)
+	s := benchServer(b, `https_listen = none;
+account "bench" {
+    auth_uri = "https://example.com/authorize";
+    token_uri = "https://example.com/token";
+    client_id = "bench-client";
+}
+`)
+	now := time.Now().Round(0)
+	benchRestore(b, s, func(_ int, e *dumpEntry) {
+		e.AccessToken, e.Obtained, e.Expiry = benchToken, now, now.Add(24*time.Hour)
+	})
+	sock := s.sockPath
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -160,4 +169,84 @@ func TestWriteMemoryBenchFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "pizauth.dump"), dump, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkRefreshPunctuality measures how late the refresher asks for a
+// new token compared with when it is due. Each iteration restores tokens for
+// 20 accounts falling due 100 ms apart (expiry minus refresh_before_expiry)
+// and records when a local token endpoint receives each refresh; it reports
+// the median and the largest lateness over all iterations.
+func BenchmarkRefreshPunctuality(b *testing.B) {
+	const accounts = 20
+	var mu sync.Mutex
+	received := map[string]time.Time{}
+	arrived := make(chan struct{}, accounts)
+	tokenEndpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		at := time.Now()
+		rt := r.PostFormValue("refresh_token")
+		mu.Lock()
+		_, dup := received[rt]
+		if !dup {
+			received[rt] = at
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"fresh","token_type":"Bearer","expires_in":86400}`)
+		if !dup {
+			arrived <- struct{}{}
+		}
+	}))
+	b.Cleanup(tokenEndpoint.Close)
+
+	var conf strings.Builder
+	conf.WriteString("https_listen = none;\nrefresh_before_expiry = 1s;\n")
+	for i := range accounts {
+		fmt.Fprintf(&conf, `account "a%d" {
+    auth_uri = "https://example.com/authorize";
+    token_uri = "%s/token";
+    client_id = "bench-client";
+}
+`, i, tokenEndpoint.URL)
+	}
+	s := benchServer(b, conf.String())
+
+	var late []time.Duration
+	for iter := 0; b.Loop(); iter++ {
+		mu.Lock()
+		clear(received)
+		mu.Unlock()
+		due := make(map[string]time.Time, accounts)
+		now := time.Now().Round(0)
+		benchRestore(b, s, func(i int, e *dumpEntry) {
+			rt := fmt.Sprintf("rt-%d-%d", iter, i)
+			// Due 1 s from now and then every 100 ms: the refresher must
+			// sleep in between, which is what is being measured.
+			expiry := now.Add(2*time.Second + time.Duration(i)*100*time.Millisecond)
+			e.AccessToken, e.RefreshToken, e.Obtained, e.Expiry = "old", rt, now, expiry
+			due[rt] = expiry.Add(-time.Second)
+		})
+		deadline := time.After(30 * time.Second)
+		for range accounts {
+			select {
+			case <-arrived:
+			case <-deadline:
+				b.Fatalf("only %d of %d refreshes arrived within 30 s", len(received), accounts)
+			}
+		}
+		mu.Lock()
+		for rt, at := range received {
+			late = append(late, at.Sub(due[rt]))
+		}
+		mu.Unlock()
+		// Empty the accounts so the next iteration's restore adopts.
+		for i := range accounts {
+			if err := s.st.revoke(fmt.Sprintf("a%d", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	slices.Sort(late)
+	b.ReportMetric(float64(late[len(late)/2])/float64(time.Millisecond), "median-late-ms")
+	b.ReportMetric(float64(late[len(late)-1])/float64(time.Millisecond), "max-late-ms")
+	b.ReportMetric(float64(late[0])/float64(time.Millisecond), "min-late-ms")
 }
