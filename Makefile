@@ -6,7 +6,9 @@
 #   make check           the whole test suite (what .ci/run runs)
 #   make install         install under $(DESTDIR)$(PREFIX)
 #   make uninstall       remove what install put there
-#   make bench           `pizauth show` latency against two floors
+#   make bench           `pizauth show` latency against two floors, then
+#                        the server's memory and idle CPU (bench-memory)
+#   make bench-memory    the server's memory and idle CPU only (about 80 s)
 #   make clean
 #
 # Packagers: set VERSION when building outside a git checkout (a release
@@ -40,7 +42,7 @@ TEST_TIMEOUT = 10m
 
 .PHONY: all check check-fmt check-vet check-test check-cross check-man \
 	check-completion check-install check-installed check-uninstalled \
-	check-repro install uninstall bench clean
+	check-repro install uninstall bench bench-memory clean
 
 all:
 	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -ldflags "$(GOLDFLAGS)" -o pizauth .
@@ -111,6 +113,7 @@ check-completion:
 	sh -n share/openbsd/rc.d/pizauth
 	sh -n share/freebsd/rc.d/pizauth
 	sh -n bench/latency.sh
+	sh -n bench/memory.sh
 	bash -n .ci/run
 
 # Installs into a scratch DESTDIR with this make and, when present, with BSD
@@ -206,6 +209,10 @@ uninstall:
 
 bench: all
 	sh bench/latency.sh
+	sh bench/memory.sh
+
+bench-memory: all
+	sh bench/memory.sh
 
 clean:
 	rm -f pizauth

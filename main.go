@@ -54,14 +54,33 @@ type opts struct {
 	verbose int    // number of -v
 }
 
-// flagsFor lists the flags each command accepts; 'c' takes a value.
-var flagsFor = map[string]string{
-	"dump": "", "info": "jc", "refresh": "u", "reload": "", "restore": "",
-	"revoke": "", "server": "cd", "show": "u", "shutdown": "", "status": "j",
+// flagsFor returns the flags cmd accepts ('c' takes a value) and whether cmd
+// exists. A switch rather than a map: a package-level map literal is built
+// by main's init on every start, `pizauth show` included.
+func flagsFor(cmd string) (string, bool) {
+	switch cmd {
+	case "dump", "reload", "restore", "revoke", "shutdown":
+		return "", true
+	case "info":
+		return "jc", true
+	case "refresh", "show":
+		return "u", true
+	case "server":
+		return "cd", true
+	case "status":
+		return "j", true
+	}
+	return "", false
 }
 
-// nargsFor is the number of positional arguments each command takes.
-var nargsFor = map[string]int{"refresh": 1, "revoke": 1, "show": 1}
+// nargsFor is the number of positional arguments cmd takes.
+func nargsFor(cmd string) int {
+	switch cmd {
+	case "refresh", "revoke", "show":
+		return 1
+	}
+	return 0
+}
 
 // parseArgs parses getopt-style arguments: flags may be combined (-vvv,
 // -dv), -c takes the next word or the rest of its own word, and "--" ends
@@ -72,7 +91,7 @@ func parseArgs(argv []string) (opts, bool) {
 		return o, false
 	}
 	o.cmd = argv[0]
-	allowed, ok := flagsFor[o.cmd]
+	allowed, ok := flagsFor(o.cmd)
 	if !ok {
 		return o, false
 	}
@@ -113,7 +132,7 @@ func parseArgs(argv []string) (opts, bool) {
 			}
 		}
 	}
-	if len(rest) != nargsFor[o.cmd] {
+	if len(rest) != nargsFor(o.cmd) {
 		return o, false
 	}
 	o.args = rest

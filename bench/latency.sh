@@ -148,7 +148,7 @@ for f in pizauth floor-linked floor-min; do
 done
 echo "slowest inits in pizauth show:"
 GODEBUG=inittrace=1 "$work/pizauth" show bench 2>&1 >/dev/null |
-	awk '/^init / { printf "  %-28s %7.3f ms %8d bytes\n", $2, $5, $8 }' | sort -k2 -rn | head -5
+	awk '/^init / { printf "  %-40s %7.3f ms %8d bytes\n", $2, $5, $8 }' | sort -k2 -rn | head -5
 
 echo
 echo "timing $ROUNDS rounds x $RUNS runs of each command, interleaved:"
