@@ -52,20 +52,7 @@ func listenRedirect(addr string) ([]net.Listener, int, error) {
 
 func (r *redirectListener) serve() {
 	for _, l := range r.ls {
-		go func(l net.Listener) {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					if isClosed(err) {
-						return
-					}
-					logWarn("Redirect listener: %v", err)
-					time.Sleep(50 * time.Millisecond)
-					continue
-				}
-				go r.handle(c)
-			}
-		}(l)
+		go acceptLoop(l, "Redirect listener", r.handle)
 	}
 }
 

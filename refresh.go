@@ -85,11 +85,7 @@ func (s *state) due(now time.Time) ([]job, time.Time) {
 				later(t)
 				continue
 			}
-			a.refreshing = true
-			a.lastAttempt = now
-			ctx := s.workCtx(a)
-			name, version, acct, rt := name, a.version, a.acct, a.refresh
-			jobs = append(jobs, func() { s.doRefresh(ctx, name, version, acct, rt) })
+			jobs = append(jobs, s.claimRefresh(name, a, now))
 		case kindPending:
 			if isDevice(a.acct) && a.device != nil {
 				if !now.Before(a.deviceExpiry) {
@@ -123,10 +119,7 @@ func (s *state) due(now time.Time) ([]job, time.Time) {
 			later(now.Add(s.conf.AuthNotifyInterval))
 			cmd, u, code := s.conf.AuthNotifyCmd, a.url, ""
 			if a.device != nil {
-				u, code = a.device.VerificationURI, a.device.UserCode
-				if a.device.VerificationURIComplete != "" {
-					u = a.device.VerificationURIComplete
-				}
+				u, code = a.device.notifyURL(), a.device.UserCode
 			}
 			jobs = append(jobs, func() { notifyAuth(cmd, name, u, code) })
 		}

@@ -210,19 +210,26 @@ func (s *server) touchSocket(ctx context.Context) {
 
 func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
 
-func (s *server) serveUnix() {
+// acceptLoop hands each connection on l to handle, in its own goroutine,
+// until l is closed. Other accept errors (out of file descriptors, say) are
+// logged and retried after a pause rather than ending the listener.
+func acceptLoop(l net.Listener, what string, handle func(net.Conn)) {
 	for {
-		c, err := s.unix.AcceptUnix()
+		c, err := l.Accept()
 		if err != nil {
 			if isClosed(err) {
 				return
 			}
-			logWarn("Socket: %v", err)
+			logWarn("%s: %v", what, err)
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		go s.handleConn(c)
+		go handle(c)
 	}
+}
+
+func (s *server) serveUnix() {
+	acceptLoop(s.unix, "Socket", func(c net.Conn) { s.handleConn(c.(*net.UnixConn)) })
 }
 
 // handleConn serves one request. A malformed request gets an error response

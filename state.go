@@ -86,6 +86,15 @@ func (a *acctState) reset() {
 	*a = acctState{acct: a.acct, version: a.version}
 }
 
+// notifyURL is the URL auth_notify_cmd gets for a device request: the
+// complete URI (with the code filled in) when the provider gave one.
+func (d *deviceAuth) notifyURL() string {
+	if d.VerificationURIComplete != "" {
+		return d.VerificationURIComplete
+	}
+	return d.VerificationURI
+}
+
 // isDevice says whether the account authorises with the device flow.
 func isDevice(acct *Account) bool { return acct.DeviceAuthURI != "" }
 
@@ -426,12 +435,20 @@ func (s *state) startRefresh(name string) {
 		s.mu.Unlock()
 		return
 	}
+	run := s.claimRefresh(name, a, s.now())
+	s.mu.Unlock()
+	go run()
+}
+
+// claimRefresh records that a refresh of a starts now and returns the work
+// to run without the lock. Called with s.mu held, on an Active account with
+// a refresh token and no refresh in flight.
+func (s *state) claimRefresh(name string, a *acctState, now time.Time) job {
 	a.refreshing = true
-	a.lastAttempt = s.now()
+	a.lastAttempt = now
 	ctx := s.workCtx(a)
 	version, acct, rt := a.version, a.acct, a.refresh
-	s.mu.Unlock()
-	go s.doRefresh(ctx, name, version, acct, rt)
+	return func() { s.doRefresh(ctx, name, version, acct, rt) }
 }
 
 // transientLimit is the number of consecutive transient failures after which
@@ -516,10 +533,7 @@ func (s *state) deviceAuthorize(ctx context.Context, name string, version uint64
 		a.lastNotify = now
 	}
 	s.mu.Unlock()
-	u := da.VerificationURI
-	if da.VerificationURIComplete != "" {
-		u = da.VerificationURIComplete
-	}
+	u := da.notifyURL()
 	logInfo("Account '%s' needs authorisation: %s with code %s", name, da.VerificationURI, da.UserCode)
 	notifyAuth(cmd, name, u, da.UserCode)
 	s.wake()
