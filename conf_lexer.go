@@ -88,12 +88,31 @@ func (t token) describe() string {
 	case tokError:
 		return t.val
 	}
-	return "'" + punctText[t.kind] + "'"
+	return "'" + punctText(t.kind) + "'"
 }
 
-var punctText = map[tokKind]string{
-	tokEquals: "=", tokSemi: ";", tokComma: ",", tokColon: ":",
-	tokLBrace: "{", tokRBrace: "}", tokLBrack: "[", tokRBrack: "]",
+// punctText is a function, not a map, so that nothing is built at start-up
+// of every `pizauth show`, which never reads a configuration.
+func punctText(k tokKind) string {
+	switch k {
+	case tokEquals:
+		return "="
+	case tokSemi:
+		return ";"
+	case tokComma:
+		return ","
+	case tokColon:
+		return ":"
+	case tokLBrace:
+		return "{"
+	case tokRBrace:
+		return "}"
+	case tokLBrack:
+		return "["
+	case tokRBrack:
+		return "]"
+	}
+	return "?"
 }
 
 // stateFn is one state of the lexer; it returns the next state, or nil once

@@ -330,7 +330,7 @@ func (p *parser) unexpected(want string) error {
 // expect consumes a punctuation token of kind k or fails.
 func (p *parser) expect(k tokKind) error {
 	if p.tok.kind != k {
-		return p.unexpected("'" + punctText[k] + "'")
+		return p.unexpected("'" + punctText(k) + "'")
 	}
 	p.advance()
 	return nil
