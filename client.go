@@ -127,7 +127,7 @@ func clientMain(o opts) int {
 const infoFormatVersion = 2
 
 // infoMain prints what it knows locally and, when a server answers, the
-// server's listener ports and certificate fingerprint.
+// server's listener ports, certificate fingerprint and configuration file.
 func infoMain(o opts) int {
 	conf, err := confPath(o.conf)
 	if err != nil {
@@ -138,9 +138,13 @@ func infoMain(o opts) int {
 		dir = ""
 	}
 	vals, err := roundTrip([]byte("info"))
-	running := err == nil && len(vals) == 3
+	running := err == nil && len(vals) == 4
 	if err != nil && !errors.Is(err, errNotRunning) {
 		fmt.Fprintf(os.Stderr, "WARN - %v\n", err)
+	}
+	if running && o.conf == "" {
+		// The file the running server reads, which -c may have chosen.
+		conf = string(vals[3])
 	}
 	if o.json {
 		type serverInfo struct {

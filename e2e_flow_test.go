@@ -1189,3 +1189,23 @@ func TestE2EDefaultListeners(t *testing.T) {
 	}
 	s.authorise(t, "a")
 }
+
+// `info` names the configuration file the running server reads, even when
+// the server was started with -c and the client was not.
+func TestE2EInfoNamesServersConfig(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	conf := e2eConf(nil, p.account("main", p.addClient(fakeClient{}), ""))
+	s := newSrvEnv(t, conf)
+	alt := filepath.Join(filepath.Dir(s.confPath), "other.conf")
+	if err := os.WriteFile(alt, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start(t, "-c", alt)
+	if inf := s.info(t); inf.ConfigFile != alt {
+		t.Errorf("info -j config_file %q, want the server's %q", inf.ConfigFile, alt)
+	}
+	if inf := s.info(t, "-c", "/elsewhere.conf"); inf.ConfigFile != "/elsewhere.conf" {
+		t.Errorf("info -j -c: config_file %q, want the file given", inf.ConfigFile)
+	}
+}

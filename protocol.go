@@ -19,7 +19,8 @@ package main
 //	show     flags account    flags is "" or "u" (omit the URL)
 //	refresh  flags account
 //	status   format           format is "" (text) or "j" (JSON)
-//	info                      reply: http port, https port, https fingerprint
+//	info                      reply: http port, https port, https
+//	                          fingerprint, configuration file path
 //	reload
 //	revoke   account
 //	dump                      reply: the sealed dump (dump.go)

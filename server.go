@@ -308,7 +308,7 @@ func (s *server) dispatch(req request) []byte {
 		}
 		return okResponse([]byte(s.st.statusText()))
 	case "info":
-		return okResponse([]byte(portString(s.st.httpPort)), []byte(portString(s.st.httpsPort)), []byte(s.fp))
+		return okResponse([]byte(portString(s.st.httpPort)), []byte(portString(s.st.httpsPort)), []byte(s.fp), []byte(s.confPath))
 	case "reload":
 		return result(s.reload())
 	case "revoke":
