@@ -2,11 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
-	"errors"
 	"io"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,32 +14,6 @@ import (
 // End-to-end tests of `pizauth dump` and `pizauth restore` (SPEC §9): dumps
 // travel between separate server processes exactly as a user's shell would
 // carry them, and restore is judged by what `status` and `show` print.
-
-// runIn is srv.run with stdin.
-func (s *srv) runIn(stdin io.Reader, args ...string) (stdout, stderr string, exitCode int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, e2eBin, args...)
-	cmd.Env = s.env
-	cmd.Stdin = stdin
-	var out, errb bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &errb
-	cmd.WaitDelay = 2 * time.Second
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		s.t.Errorf("pizauth %s did not finish within 15 s", strings.Join(args, " "))
-		return out.String(), errb.String(), -1
-	case errors.As(err, &ee):
-		return out.String(), errb.String(), ee.ExitCode()
-	case err != nil:
-		s.t.Errorf("running pizauth %s: %v", strings.Join(args, " "), err)
-		return out.String(), errb.String(), -1
-	}
-	return out.String(), errb.String(), 0
-}
 
 // dump runs `pizauth dump` and returns exactly the bytes it wrote.
 func (s *srv) dump(t *testing.T) []byte {

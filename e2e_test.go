@@ -248,10 +248,16 @@ func (s *srv) logs() string { return s.stderr.String() }
 // that takes longer than 15 s is killed and reported: SPEC §1 says a client
 // never hangs.
 func (s *srv) run(args ...string) (stdout, stderr string, exitCode int) {
+	return s.runIn(nil, args...)
+}
+
+// runIn is run with stdin (nil: no input).
+func (s *srv) runIn(stdin io.Reader, args ...string) (stdout, stderr string, exitCode int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e2eBin, args...)
 	cmd.Env = s.env
+	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &errb

@@ -230,18 +230,7 @@ func TestE2EPeerCredRefusesOtherUser(t *testing.T) {
 // runStdin runs a client command with stdin, returning its output.
 func (s *srv) runStdin(t *testing.T, stdin []byte, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, e2eBin, args...)
-	cmd.Env = s.env
-	cmd.Stdin = bytes.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("pizauth %s did not finish within 15 s", strings.Join(args, " "))
-	}
-	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+	return s.runIn(bytes.NewReader(stdin), args...)
 }
 
 // TestE2ENoSecretsAcrossRefreshDumpRestore: authorisation, scheduled and
