@@ -218,7 +218,12 @@ func (s *state) show(name string, noURL bool) (string, error) {
 		return "", err
 	}
 	s.mu.Unlock()
-	return "", s.beginAuth(name, noURL)
+	if err := s.beginAuth(name, noURL); err != nil {
+		return "", err
+	}
+	// A token arrived (a restore, say) between our look and beginAuth's:
+	// show that instead of an empty line.
+	return s.show(name, noURL)
 }
 
 // refresh asks for a new token: a refresh when there is a refresh token,
@@ -254,6 +259,7 @@ func (s *state) refreshCmd(name string, noURL bool) error {
 // beginAuth moves an Empty account to Pending, notifies the user and returns
 // the message that tells them where to authorise. Random values are made
 // before taking the lock; if the account changed meanwhile we start over.
+// It returns nil only if the account turned Active meanwhile.
 func (s *state) beginAuth(name string, noURL bool) error {
 	for {
 		s.mu.Lock()
