@@ -36,10 +36,11 @@ func serverMain(o opts) int {
 		return detach()
 	}
 
+	var syslogErr error
 	if ready != nil {
 		sys, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "pizauth")
 		if err != nil {
-			fmt.Fprintf(ready, "W Can't reach syslog (%v): the server's messages will be lost; run 'pizauth server -d' to see them\n", err)
+			syslogErr = err
 			lg.w = nil
 		} else {
 			lg.sys = sys
@@ -59,6 +60,11 @@ func serverMain(o opts) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	if ready != nil {
+		// Warn only a server that did start: a refused start has a better
+		// message to give.
+		if syslogErr != nil {
+			fmt.Fprintf(ready, "W Can't reach syslog (%v): the server's messages will be lost; run 'pizauth server -d' to see them\n", syslogErr)
+		}
 		fmt.Fprintln(ready, "OK")
 		ready.Close()
 	}
