@@ -114,6 +114,7 @@ check-completion:
 	sh -n share/freebsd/rc.d/pizauth
 	sh -n bench/latency.sh
 	sh -n bench/memory.sh
+	sh -n bench/lib.sh
 	bash -n .ci/run
 
 # Installs into a scratch DESTDIR with this make and, when present, with BSD

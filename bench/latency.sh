@@ -14,6 +14,7 @@
 set -eu
 
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 GO=${GO:-go}
 ROUNDS=${ROUNDS:-30}
 RUNS=${RUNS:-10}
@@ -24,13 +25,7 @@ server_pid=
 cleanup() {
 	if [ -n "$server_pid" ]; then
 		"$work/pizauth" shutdown >/dev/null 2>&1 || :
-		i=0
-		while kill -0 "$server_pid" 2>/dev/null && [ $i -lt 50 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill "$server_pid" 2>/dev/null || :
-		wait "$server_pid" 2>/dev/null || :
+		reap "$server_pid"
 	fi
 	if [ -n "$provider_pid" ]; then
 		kill "$provider_pid" 2>/dev/null || :
@@ -55,24 +50,8 @@ die() {
 	exit 1
 }
 
-# Polls "$@" every 0.1 s for up to 10 s; true once it succeeds.
-retry() {
-	i=0
-	while [ $i -lt 100 ]; do
-		if "$@" >/dev/null 2>&1; then
-			return 0
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-
 echo "building pizauth, the floors, the fake provider and the timer"
-if [ ! -x ./pizauth ]; then
-	${MAKE:-make} all
-fi
-cp ./pizauth "$work/pizauth"
+fresh_pizauth
 build() {
 	CGO_ENABLED=0 "$GO" build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" "$@"
 }

@@ -21,6 +21,7 @@
 set -eu
 
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 GO=${GO:-go}
 IDLE=${IDLE:-60}
 SETTLE=${SETTLE:-5}
@@ -41,13 +42,7 @@ cleanup() {
 		XDG_RUNTIME_DIR=$d/run "$work/pizauth" shutdown >/dev/null 2>&1 || :
 	done
 	for p in $pids; do
-		i=0
-		while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill "$p" 2>/dev/null || :
-		wait "$p" 2>/dev/null || :
+		reap "$p"
 	done
 	rm -rf "$work"
 }
@@ -66,23 +61,8 @@ die() {
 	exit 1
 }
 
-retry() {
-	i=0
-	while [ $i -lt 100 ]; do
-		if "$@" >/dev/null 2>&1; then
-			return 0
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-
 echo "building pizauth and generating the configurations and dumps"
-if [ ! -x ./pizauth ]; then
-	${MAKE:-make} all
-fi
-cp ./pizauth "$work/pizauth"
+fresh_pizauth
 "$GO" test -c -o "$work/gen.test" . >/dev/null
 
 # status_kb PID FIELD: a field of /proc/PID/status, in KiB.
