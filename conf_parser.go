@@ -602,14 +602,11 @@ func needString(key string, v value) (string, error) {
 	return v.str, nil
 }
 
-// needTime checks a time value; positive rejects 0, for settings where 0
-// would make pizauth loop without pause.
-func needTime(key string, v value, positive bool) (time.Duration, error) {
+// needTime checks a time value. 0s is valid everywhere, as in the
+// original: the server's own pacing (minPacing) keeps a zero from spinning.
+func needTime(key string, v value) (time.Duration, error) {
 	if v.kind != vTime {
 		return 0, errAt(v.pos, "'%s' must be a time such as 90s, 15m, 2h or 1d", key)
-	}
-	if positive && v.dur == 0 {
-		return 0, errAt(v.pos, "'%s' must be greater than zero", key)
 	}
 	return v.dur, nil
 }
@@ -630,13 +627,13 @@ func (p *parser) setGlobal(id keyID, v value) error {
 	case kTransientErrorIfCmd:
 		c.TransientErrorIfCmd, err = needString("transient_error_if_cmd", v)
 	case kAuthNotifyInterval:
-		c.AuthNotifyInterval, err = needTime("auth_notify_interval", v, true)
+		c.AuthNotifyInterval, err = needTime("auth_notify_interval", v)
 	case kRefreshAtLeast:
-		c.RefreshAtLeast, err = needTime("refresh_at_least", v, true)
+		c.RefreshAtLeast, err = needTime("refresh_at_least", v)
 	case kRefreshBeforeExpiry:
-		c.RefreshBeforeExpiry, err = needTime("refresh_before_expiry", v, false)
+		c.RefreshBeforeExpiry, err = needTime("refresh_before_expiry", v)
 	case kRefreshRetry:
-		c.RefreshRetry, err = needTime("refresh_retry", v, true)
+		c.RefreshRetry, err = needTime("refresh_retry", v)
 	case kHTTPListen:
 		c.HTTPListen, err = p.listenAddr("http_listen", 0, v)
 	case kHTTPSListen:
@@ -727,44 +724,56 @@ func (p *parser) setAccountField(st *acctParse, id keyID, v value) error {
 		}
 		a.AuthURIFields = v.pairs
 	case kRefreshAtLeast:
-		a.RefreshAtLeast, err = needTime("refresh_at_least", v, true)
+		a.RefreshAtLeast, err = needTime("refresh_at_least", v)
 		st.hasAtLeast = true
 	case kRefreshBeforeExpiry:
-		a.RefreshBeforeExpiry, err = needTime("refresh_before_expiry", v, false)
+		a.RefreshBeforeExpiry, err = needTime("refresh_before_expiry", v)
 		st.hasBefore = true
 	case kRefreshRetry:
-		a.RefreshRetry, err = needTime("refresh_retry", v, true)
+		a.RefreshRetry, err = needTime("refresh_retry", v)
 		st.hasRetry = true
 	}
 	return err
 }
 
-// needURI checks that v is an absolute http or https URI without a
-// fragment. The URI is not repeated in messages: the position says where.
+// needURI checks a URI setting with checkURL. The URI is not repeated in
+// messages: the position says where.
 func needURI(key string, v value) (string, error) {
 	s, err := needString(key, v)
 	if err != nil {
 		return "", err
 	}
+	if err := checkURL(s); err != nil {
+		return "", errAt(v.pos, "'%s' %v", key, err)
+	}
+	return s, nil
+}
+
+// checkURL is the one rule for every URL pizauth sends a browser or a
+// request to: absolute http or https, with a host and without a #fragment
+// (RFC 6749 §3.1 forbids one in endpoints, and one would swallow the query
+// pizauth appends). Its error completes a sentence that starts with what
+// the URL is, and does not repeat the URL.
+func checkURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return "", errAt(v.pos, "'%s' is not a valid URI: %v", key, err)
+		return fmt.Errorf("is not a valid URI: %v", err)
 	}
 	switch {
 	case u.Scheme == "":
-		return "", errAt(v.pos, "'%s' must be an absolute URI starting with https:// or http://", key)
+		return errors.New("must be an absolute URI starting with https:// or http://")
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "", errAt(v.pos, "'%s' must be an http or https URI, not '%s'", key, shorten(u.Scheme))
+		return errors.New("must be an http or https URI")
 	case u.Opaque != "" || u.Host == "":
-		return "", errAt(v.pos, "'%s' has no host: write it as %s://host/path", key, u.Scheme)
+		return fmt.Errorf("has no host: write it as %s://host/path", u.Scheme)
 	case strings.IndexByte(s, '#') >= 0:
-		return "", errAt(v.pos, "'%s' must not contain a #fragment", key)
+		return errors.New("must not contain a #fragment")
 	}
-	return s, nil
+	return nil
 }
 
 // finish runs the checks that need the whole file and resolves each

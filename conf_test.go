@@ -171,6 +171,20 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+// 0s is a valid time for every setting, as in the original pizauth, whose
+// own configurations use refresh_before_expiry = 0s.
+func TestParseZeroTimes(t *testing.T) {
+	c, err := parseConfig([]byte(`auth_notify_interval = 0s; refresh_retry = 0m; refresh_at_least = 0h; refresh_before_expiry = 0d;
+account "a" { auth_uri = "https://a.example/"; token_uri = "https://a.example/t"; client_id = "c"; refresh_retry = 0s; refresh_at_least = 0s; refresh_before_expiry = 0s; }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Accounts[0]
+	if c.AuthNotifyInterval != 0 || a.RefreshRetry != 0 || a.RefreshAtLeast != 0 || a.RefreshBeforeExpiry != 0 {
+		t.Errorf("zero times parsed as %v %v %v %v", c.AuthNotifyInterval, a.RefreshRetry, a.RefreshAtLeast, a.RefreshBeforeExpiry)
+	}
+}
+
 // Globals may follow the accounts that inherit them.
 func TestParseGlobalsAfterAccounts(t *testing.T) {
 	c, err := parseConfig([]byte(minimal + "\nrefresh_retry = 7s; refresh_at_least = 1d; refresh_before_expiry = 3m;"))
@@ -259,9 +273,6 @@ func TestParseErrors(t *testing.T) {
 		// Value types.
 		{acct + `account "é" { auth_uri = 5s; }`, `Line 6, column 26: 'auth_uri' must be a string in double quotes`},
 		{`refresh_retry = "1s";`, `Line 1, column 17: 'refresh_retry' must be a time such as 90s, 15m, 2h or 1d`},
-		{`account "a" { refresh_retry = 0s; }`, `Line 1, column 31: 'refresh_retry' must be greater than zero`},
-		{`auth_notify_interval = 0m;`, `Line 1, column 24: 'auth_notify_interval' must be greater than zero`},
-		{`refresh_at_least = 0d;`, `Line 1, column 20: 'refresh_at_least' must be greater than zero`},
 		{`account "a" { scopes = "a"; }`, `Line 1, column 24: 'scopes' must be a list of strings such as ["a", "b"]`},
 		{`account "a" { scopes = ["a", ""]; }`, `Line 1, column 30: a scope must not be empty`},
 		{`account "a" { auth_uri_fields = ["a"]; }`, `Line 1, column 33: 'auth_uri_fields' must be a map such as {"key": "value"}`},
@@ -295,7 +306,7 @@ func TestParseErrors(t *testing.T) {
 		{acct + `  account "b" { auth_uri = "https://t/"; token_uri = "https://t/"; }`, `Line 6, column 3: client_id not specified`},
 
 		// URIs.
-		{`account "a" { auth_uri = "ftp://x/"; }`, `Line 1, column 26: 'auth_uri' must be an http or https URI, not 'ftp'`},
+		{`account "a" { auth_uri = "ftp://x/"; }`, `Line 1, column 26: 'auth_uri' must be an http or https URI`},
 		{`account "a" { token_uri = "https://x/#f"; }`, `Line 1, column 27: 'token_uri' must not contain a #fragment`},
 		{`account "a" { redirect_uri = "http://localhost/#"; }`, `Line 1, column 30: 'redirect_uri' must not contain a #fragment`},
 		{`account "a" { device_auth_uri = "/x"; }`, `Line 1, column 33: 'device_auth_uri' must be an absolute URI starting with https:// or http://`},

@@ -12,22 +12,31 @@ import (
 // due time notices within maxSleep of waking.
 const maxSleep = 37 * time.Second
 
+// minPacing is the shortest pause between two attempts of the same kind
+// (refreshes after a failure, notifications): every time setting may be 0s,
+// as in the original, and a zero must not make the server spin.
+const minPacing = time.Second
+
 // refreshDue is when an Active token with a refresh token should next be
-// refreshed: after a failed attempt, refresh_retry after that attempt;
-// otherwise refresh_before_expiry before it expires, or refresh_at_least
-// after it was obtained, whichever comes first — but never sooner than
-// refresh_retry after it was obtained, so that a provider handing out
-// tokens that live less than refresh_before_expiry (or `expires_in: 0`)
-// cannot make us refresh in a tight loop.
+// refreshed (SPEC §7): after a failed attempt, refresh_retry after that
+// attempt; otherwise refresh_before_expiry before it expires, or
+// refresh_at_least after it was obtained, whichever comes first.
+//
+// refresh_retry only paces retries: applied to the first refresh, it would
+// let a token that lives less than refresh_retry expire before its refresh.
+// Against a provider that sends `expires_in: 0` (or 1), the expiry-based
+// time is never sooner than the larger of minPacing and half the token's
+// lifetime after it was obtained; refresh_at_least still applies to
+// long-lived tokens, with minPacing as its own floor.
 func refreshDue(acct *Account, obtained, expiry, lastAttempt time.Time, failures int) time.Time {
 	if failures > 0 {
-		return lastAttempt.Add(acct.RefreshRetry)
+		return lastAttempt.Add(max(acct.RefreshRetry, minPacing))
 	}
 	due := expiry.Add(-acct.RefreshBeforeExpiry)
-	if t := obtained.Add(acct.RefreshAtLeast); t.Before(due) {
+	if t := obtained.Add(max(minPacing, expiry.Sub(obtained)/2)); due.Before(t) {
 		due = t
 	}
-	if t := obtained.Add(acct.RefreshRetry); due.Before(t) {
+	if t := obtained.Add(max(minPacing, acct.RefreshAtLeast)); t.Before(due) {
 		due = t
 	}
 	return due
@@ -110,13 +119,14 @@ func (s *state) due(now time.Time) ([]job, time.Time) {
 			if s.conf.AuthNotifyCmd == "" || a.exchanging || (isDevice(a.acct) && a.device == nil) {
 				continue
 			}
-			t := a.lastNotify.Add(s.conf.AuthNotifyInterval)
+			interval := max(s.conf.AuthNotifyInterval, minPacing)
+			t := a.lastNotify.Add(interval)
 			if !a.lastNotify.IsZero() && now.Before(t) {
 				later(t)
 				continue
 			}
 			a.lastNotify = now
-			later(now.Add(s.conf.AuthNotifyInterval))
+			later(now.Add(interval))
 			cmd, u, code := s.conf.AuthNotifyCmd, a.url, ""
 			if a.device != nil {
 				u, code = a.device.notifyURL(), a.device.UserCode

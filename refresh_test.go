@@ -26,8 +26,10 @@ func TestRefreshDue(t *testing.T) {
 	}{
 		{"short-lived token: before expiry", time.Hour, 0, 0, time.Hour - 90*time.Second},
 		{"long-lived token: refresh_at_least", 24 * time.Hour, 0, 0, 90 * time.Minute},
-		{"token shorter than refresh_before_expiry: refresh_retry after it was obtained", 30 * time.Second, 0, 0, 40 * time.Second},
-		{"expires_in 0: no tight loop", 0, 0, 0, 40 * time.Second},
+		{"token shorter than refresh_before_expiry: half its lifetime", 30 * time.Second, 0, 0, 15 * time.Second},
+		{"12 s token, 6 s before expiry: refresh_retry does not postpone it", 12 * time.Second, 0, 0, 6 * time.Second},
+		{"expires_in 0: no tight loop", 0, 0, 0, time.Second},
+		{"expires_in 1: no tight loop", time.Second, 0, 0, time.Second},
 		{"after a failure: retry interval", time.Hour, 10 * time.Minute, 1, 10*time.Minute + 40*time.Second},
 		{"after many failures: still the retry interval", time.Hour, 2 * time.Hour, 7, 2*time.Hour + 40*time.Second},
 	} {
