@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -21,21 +22,55 @@ const notRunning = "pizauth authenticator not running or not responding"
 var errNotRunning = errors.New(notRunning)
 
 // roundTrip sends one request to the server and returns the values of its
-// response, or the server's error message.
+// response, or the server's error message. It sends nothing unless the
+// runtime directory and the socket are the user's own (checkRuntime).
 func roundTrip(fields ...[]byte) ([][]byte, error) {
-	path, err := socketPath()
-	if err != nil {
+	dir := runtimeDir()
+	if err := checkRuntime(dir); err != nil {
 		return nil, err
 	}
-	return roundTripTo(path, clientTimeout, fields...)
+	return roundTripTo(socketPath(dir), clientTimeout, fields...)
 }
 
+// checkRuntime refuses a runtime directory (either level) or socket that
+// another user could have made or can tamper with; a missing one just
+// means that no server runs.
+func checkRuntime(dir string) error {
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return errNotRunning
+		}
+		if err := checkDir(d, fi, false); err != nil {
+			return err
+		}
+	}
+	sock := socketPath(dir)
+	fi, err := os.Lstat(sock)
+	if err != nil {
+		return errNotRunning
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("'%s' is not a socket: remove it, then start the server again", sock)
+	}
+	if uid := fileOwner(fi); uid != os.Getuid() {
+		return fmt.Errorf("The socket '%s' belongs to uid %d, not to you (uid %d): remove it or set XDG_RUNTIME_DIR to a private directory of your own", sock, uid, os.Getuid())
+	}
+	return nil
+}
+
+// roundTripTo makes one request on the socket at path. Where the system
+// says who is listening (SO_PEERCRED), a server running as another user is
+// refused before a byte is sent.
 func roundTripTo(path string, timeout time.Duration, fields ...[]byte) ([][]byte, error) {
 	conn, err := net.DialTimeout("unix", path, timeout)
 	if err != nil {
 		return nil, errNotRunning
 	}
 	defer conn.Close()
+	if uid, err := peerUID(conn.(*net.UnixConn)); err == nil && uid != os.Getuid() {
+		return nil, fmt.Errorf("The server on '%s' runs as uid %d, not as you (uid %d): nothing was sent; set XDG_RUNTIME_DIR to a private directory of your own", path, uid, os.Getuid())
+	}
 	conn.SetDeadline(time.Now().Add(timeout))
 	if err := writeFrame(conn, encodeFields(fields...)); err != nil {
 		return nil, fmt.Errorf("%s (sending the request failed: %v)", notRunning, err)
@@ -133,10 +168,7 @@ func infoMain(o opts) int {
 	if err != nil {
 		conf = ""
 	}
-	dir, err := runtimeDir()
-	if err != nil {
-		dir = ""
-	}
+	dir := runtimeDir()
 	vals, err := roundTrip([]byte("info"))
 	running := err == nil && len(vals) == 4
 	if err != nil && !errors.Is(err, errNotRunning) {

@@ -36,6 +36,9 @@ var e2eBin string
 func TestMain(m *testing.M) { os.Exit(e2eMain(m)) }
 
 func e2eMain(m *testing.M) int {
+	if role := os.Getenv(testRoleEnv); role != "" {
+		return testRole(role)
+	}
 	flag.Parse()
 	// The end-to-end tests spend their time waiting for the daemon's timers,
 	// not computing, so run more of them at once than there are CPUs unless

@@ -76,7 +76,7 @@ func TestRuntimeDirForcedPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := prepareRuntimeDir(link)
-	if err == nil || !strings.Contains(err.Error(), "is not a directory: remove it or set XDG_RUNTIME_DIR") {
+	if err == nil || !strings.Contains(err.Error(), "is a symbolic link: remove it or set XDG_RUNTIME_DIR") {
 		t.Errorf("symlinked runtime directory: %v", err)
 	}
 }
@@ -102,7 +102,7 @@ func TestRuntimeDirOfAnotherUserRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := prepareRuntimeDir(dir)
-		want := "The runtime directory '" + victim + "' belongs to another user: remove it or set XDG_RUNTIME_DIR to a directory of your own"
+		want := "The runtime directory '" + victim + "' belongs to uid 65534, not to you (uid 0): remove it or set XDG_RUNTIME_DIR to a private directory of your own"
 		if err == nil || err.Error() != want {
 			t.Errorf("%s owned by uid %d: got %v, want %q", level, otherUID, err, want)
 		}
@@ -151,7 +151,7 @@ func TestE2ERuntimeDirAndSocketModes(t *testing.T) {
 	if err := os.Chown(oSock, otherUID, otherUID); err != nil {
 		t.Fatal(err)
 	}
-	want := "ERROR - The runtime directory '" + oSock + "' belongs to another user: remove it or set XDG_RUNTIME_DIR to a directory of your own\n"
+	want := "ERROR - The runtime directory '" + oSock + "' belongs to uid 65534, not to you (uid 0): remove it or set XDG_RUNTIME_DIR to a private directory of your own\n"
 	for _, args := range [][]string{{"server", "-d", "-c", o.confPath}, {"server", "-c", o.confPath}} {
 		out, errOut, code := o.run(args...)
 		// Detached, a warning that syslog is unreachable may come first.
@@ -166,9 +166,10 @@ func TestE2ERuntimeDirAndSocketModes(t *testing.T) {
 }
 
 // TestE2EPeerCredRefusesOtherUser: even when the runtime directory and the
-// socket are opened up to everybody, a client running as another user is
-// refused by the SO_PEERCRED check and gets no token, while the owner
-// still gets one through the same opened-up path.
+// socket are opened up to everybody, another user's client refuses to talk
+// to a server that is not its own, a raw connection from that user is
+// refused by the server's SO_PEERCRED check and gets no answer, and the
+// owner still gets the token through the same opened-up path.
 func TestE2EPeerCredRefusesOtherUser(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("SO_PEERCRED is checked on Linux only")
@@ -215,8 +216,13 @@ func TestE2EPeerCredRefusesOtherUser(t *testing.T) {
 	}
 
 	out, errOut, code := client(&syscall.Credential{Uid: otherUID, Gid: otherUID})
-	if code != 1 || out != "" || !strings.HasPrefix(errOut, "ERROR - "+e2eNotRunning) {
-		t.Errorf("show as uid %d: exit %d, stdout %q, stderr %q; want refusal", otherUID, code, out, errOut)
+	want := "ERROR - The runtime directory '" + s.runDir + "' belongs to uid 0, not to you (uid 65534)"
+	if code != 1 || out != "" || !strings.HasPrefix(errOut, want) {
+		t.Errorf("show as uid %d: exit %d, stdout %q, stderr %q; want %q", otherUID, code, out, errOut, want)
+	}
+	_, raw := runAs(t, otherUID, "dial "+s.socketPath())
+	if line, _ := raw.ReadString('\n'); line != "no answer\n" {
+		t.Errorf("a raw request from uid %d: %q, want no answer", otherUID, line)
 	}
 	refused := "refused a connection from uid " + strconv.Itoa(otherUID) + " (only uid 0 may connect)"
 	s.waitFor(t, func() bool { return strings.Contains(s.logs(), refused) }, "the server to log the refusal")

@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 const usage = `Usage:
@@ -173,30 +176,59 @@ func confPath(flag string) (string, error) {
 }
 
 // runtimeDir is where the socket lives: $XDG_RUNTIME_DIR/pizauth, else
-// ${TMPDIR:-/tmp}/runtime-$USER/pizauth.
-func runtimeDir() (string, error) {
+// ${TMPDIR:-/tmp}/runtime-<user>/pizauth, where <user> is $USER, else
+// $LOGNAME, else the real uid's name in the user database, else the uid
+// itself: a root shell in a container or an rc script may set none of them.
+func runtimeDir() string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "pizauth"), nil
+		return filepath.Join(d, "pizauth")
 	}
-	user := os.Getenv("USER")
-	if user == "" {
-		user = os.Getenv("LOGNAME")
+	name := os.Getenv("USER")
+	if name == "" {
+		name = os.Getenv("LOGNAME")
 	}
-	if user == "" {
-		return "", fmt.Errorf("neither XDG_RUNTIME_DIR nor USER is set: set XDG_RUNTIME_DIR to a private directory")
+	if name == "" {
+		name = strconv.Itoa(os.Getuid())
+		if u, err := user.LookupId(name); err == nil && u.Username != "" {
+			name = u.Username
+		}
 	}
 	tmp := os.Getenv("TMPDIR")
 	if tmp == "" {
 		tmp = "/tmp"
 	}
-	return filepath.Join(tmp, "runtime-"+user, "pizauth"), nil
+	return filepath.Join(tmp, "runtime-"+name, "pizauth")
 }
 
-// socketPath is the path of the server's Unix socket.
-func socketPath() (string, error) {
-	d, err := runtimeDir()
-	if err != nil {
-		return "", err
+// checkDir says whether d, as Lstat describes it in fi, may hold pizauth's
+// socket: a real directory (not a symbolic link to one), owned by the real
+// uid and, when writable is false, writable by nobody else. Anyone can
+// create ${TMPDIR:-/tmp}/runtime-<user> before we do; a client that talked
+// to a socket in there would hand tokens, or a whole dump, to its owner.
+func checkDir(d string, fi os.FileInfo, writable bool) error {
+	const fix = "set XDG_RUNTIME_DIR to a private directory of your own"
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("The runtime directory '%s' is a symbolic link: remove it or %s", d, fix)
+	case !fi.IsDir():
+		return fmt.Errorf("The runtime directory '%s' is not a directory: remove it or %s", d, fix)
 	}
-	return filepath.Join(d, "pizauth.sock"), nil
+	if uid := fileOwner(fi); uid != os.Getuid() {
+		return fmt.Errorf("The runtime directory '%s' belongs to uid %d, not to you (uid %d): remove it or %s", d, uid, os.Getuid(), fix)
+	}
+	if !writable && fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("The runtime directory '%s' is writable by other users (mode %04o): stop the server, run 'chmod 700 %s', or %s", d, fi.Mode().Perm(), d, fix)
+	}
+	return nil
 }
+
+// fileOwner is the uid that owns the file fi describes.
+func fileOwner(fi os.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
+}
+
+// socketPath is the path of the server's Unix socket in dir.
+func socketPath(dir string) string { return filepath.Join(dir, "pizauth.sock") }

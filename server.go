@@ -42,7 +42,9 @@ type server struct {
 }
 
 // prepareRuntimeDir creates the runtime directory (both levels) if needed
-// and makes sure nobody else can reach into it.
+// and makes sure nobody else can reach into it: a level that is not a real
+// directory of ours is refused with checkDir's message, a loose mode on one
+// of ours is tightened.
 func prepareRuntimeDir(dir string) error {
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
@@ -52,11 +54,8 @@ func prepareRuntimeDir(dir string) error {
 		if err != nil {
 			return fmt.Errorf("Can't use the runtime directory '%s': %v", d, err)
 		}
-		if !fi.IsDir() {
-			return fmt.Errorf("The runtime directory '%s' is not a directory: remove it or set XDG_RUNTIME_DIR", d)
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-			return fmt.Errorf("The runtime directory '%s' belongs to another user: remove it or set XDG_RUNTIME_DIR to a directory of your own", d)
+		if err := checkDir(d, fi, true); err != nil {
+			return err
 		}
 		if fi.Mode().Perm() != 0o700 {
 			if err := os.Chmod(d, 0o700); err != nil {
@@ -104,14 +103,11 @@ func startServer(confArg string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := runtimeDir()
-	if err != nil {
-		return nil, err
-	}
+	dir := runtimeDir()
 	if err := prepareRuntimeDir(dir); err != nil {
 		return nil, err
 	}
-	sock := filepath.Join(dir, "pizauth.sock")
+	sock := socketPath(dir)
 	if err := checkNotRunning(sock); err != nil {
 		return nil, err
 	}
@@ -236,8 +232,10 @@ func (s *server) serveUnix() {
 // and affects nothing else.
 func (s *server) handleConn(c *net.UnixConn) {
 	defer c.Close()
-	if err := checkPeer(c); err != nil {
-		logWarn("Socket: %v", err)
+	// The runtime directory's 0700 mode already keeps other users out;
+	// this holds even if someone loosens it.
+	if uid, err := peerUID(c); err == nil && uid != os.Getuid() {
+		logWarn("Socket: refused a connection from uid %d (only uid %d may connect)", uid, os.Getuid())
 		return
 	}
 	c.SetDeadline(time.Now().Add(connTimeout))
