@@ -55,24 +55,14 @@ type token struct {
 	dur time.Duration
 }
 
-// maxShown bounds how much of a lexeme an error message repeats, so a
-// pathological 10 MB identifier gives a readable error.
-const maxShown = 32
+// maxShown bounds how much of a string (an account name, say) an error
+// message repeats, so a pathological 10 MB name gives a readable error.
+const maxShown = 64
 
-// shorten truncates s to maxShown runes for display in an error message.
-func shorten(s string) string {
-	n := 0
-	for i := range s {
-		if n == maxShown {
-			return s[:i] + "..."
-		}
-		n++
-	}
-	return s
-}
-
-// describe names a token for "expected X, found Y" messages. String
-// contents are never repeated: a misplaced string may be a client secret.
+// describe names a token for "expected X, found Y" messages. Only what
+// cannot be a secret is repeated: punctuation, keywords and setting names.
+// A string may be a client secret, and so may a bare word or a number: a
+// secret whose quotes were forgotten must not reach a log.
 func (t token) describe() string {
 	switch t.kind {
 	case tokEOF:
@@ -80,9 +70,12 @@ func (t token) describe() string {
 	case tokString:
 		return "a string"
 	case tokTime:
-		return "'" + shorten(t.val) + "'"
+		return "a time"
 	case tokIdent:
-		return "'" + shorten(t.val) + "'"
+		if _, _, ok := lookupKey(t.val); ok || t.val == "account" {
+			return "'" + t.val + "'"
+		}
+		return "a word"
 	case tokNone:
 		return "'none'"
 	case tokError:
@@ -401,16 +394,15 @@ func lexTime(l *lexer) stateFn {
 		l.off++
 		l.col++
 	}
-	text := l.src[begin:l.off]
 	switch {
 	case bad:
-		return l.errorAt(l.start, "invalid time '%s': write a whole number followed by s, m, h or d, e.g. 90s", shorten(text))
+		return l.errorAt(l.start, "invalid time: write a whole number followed by s, m, h or d, e.g. 90s (strings need double quotes)")
 	case unit == 0:
-		return l.errorAt(l.start, "time '%s' needs a unit: s, m, h or d", shorten(text))
+		return l.errorAt(l.start, "a time needs a unit: s, m, h or d (strings need double quotes)")
 	case overflow || n > int64(math.MaxInt64/unit):
-		return l.errorAt(l.start, "time '%s' is too large (the maximum is about 292 years)", shorten(text))
+		return l.errorAt(l.start, "time too large (the maximum is about 292 years)")
 	}
-	l.tok = token{kind: tokTime, pos: l.start, val: text, dur: time.Duration(n) * unit}
+	l.tok = token{kind: tokTime, pos: l.start, val: l.src[begin:l.off], dur: time.Duration(n) * unit}
 	return nil
 }
 

@@ -373,7 +373,7 @@ func (p *parser) parseAccount() error {
 		p.names = make(map[string]struct{})
 	}
 	if _, dup := p.names[name]; dup {
-		return errAt(p.tok.pos, "Mustn't specify account '%s' more than once", shorten(name))
+		return errAt(p.tok.pos, "Mustn't specify account '%s' more than once", cut(name, maxShown))
 	}
 	p.names[name] = struct{}{}
 	p.advance()
@@ -387,7 +387,7 @@ func (p *parser) parseAccount() error {
 	var loginHintAt, fieldsHintAt pos
 	for p.tok.kind != tokRBrace {
 		if p.tok.kind == tokEOF {
-			return errAt(p.tok.pos, "expected '}' to close account '%s' (line %d), found end of file", shorten(name), st.at.line)
+			return errAt(p.tok.pos, "expected '}' to close account '%s' (line %d), found end of file", cut(name, maxShown), st.at.line)
 		}
 		id, v, err := p.parseSetting(inAccount, &seen)
 		if err != nil {
@@ -479,9 +479,9 @@ func (p *parser) parseSetting(scope uint8, seen *[nKeys]pos) (keyID, value, erro
 	case name == "account" && scope == inAccount:
 		return 0, value{}, errAt(keyTok.pos, "account blocks can't be nested: close this account with '}' first")
 	case !ok && scope == inGlobal:
-		return 0, value{}, errAt(keyTok.pos, "Unknown setting '%s'", shorten(name))
+		return 0, value{}, errAt(keyTok.pos, "Unknown setting: check its spelling against pizauth.conf(5)")
 	case !ok:
-		return 0, value{}, errAt(keyTok.pos, "Unknown account setting '%s'", shorten(name))
+		return 0, value{}, errAt(keyTok.pos, "Unknown account setting: check its spelling against pizauth.conf(5)")
 	case kscope&scope == 0 && scope == inGlobal:
 		return 0, value{}, errAt(keyTok.pos, "'%s' can only be set inside an account block", name)
 	case kscope&scope == 0:
@@ -518,6 +518,11 @@ func (p *parser) parseValue() (value, error) {
 		return p.parseList()
 	case tokLBrace:
 		return p.parseMap()
+	case tokIdent:
+		if _, _, ok := lookupKey(p.tok.val); !ok {
+			return v, errAt(p.tok.pos, "found a word where a value was expected: put strings in double quotes")
+		}
+		fallthrough
 	default:
 		return v, p.unexpected("a value (a string, a time, none, [...] or {...})")
 	}
@@ -667,7 +672,7 @@ func (p *parser) listenAddr(key string, i int, v value) (string, error) {
 		return "", errAt(v.pos, "'%s' must be host:port, e.g. \"127.0.0.1:8080\" (port 0 picks a free port): %v", key, err)
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return "", errAt(v.pos, "'%s' has an invalid port '%s': use a number from 0 to 65535 (0 picks a free port)", key, shorten(port))
+		return "", errAt(v.pos, "'%s' has an invalid port '%s': use a number from 0 to 65535 (0 picks a free port)", key, cut(port, maxShown))
 	}
 	return v.str, nil
 }
@@ -819,7 +824,7 @@ func (p *parser) finish() error {
 		if st.redirectAt != (pos{}) {
 			return errAt(st.redirectAt, "redirect_uri needs %s, which is none: enable %s or use an %s redirect_uri", off, off, other)
 		}
-		return errAt(st.at, "account '%s' uses the default redirect_uri %s, which needs http_listen, but http_listen is none: enable http_listen or set an https redirect_uri", shorten(a.Name), defaultRedirectURI)
+		return errAt(st.at, "account '%s' uses the default redirect_uri %s, which needs http_listen, but http_listen is none: enable http_listen or set an https redirect_uri", cut(a.Name, maxShown), defaultRedirectURI)
 	}
 	return nil
 }

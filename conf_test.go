@@ -227,11 +227,11 @@ func TestParseErrors(t *testing.T) {
 		{"startup_cmd = \"abc\\é\";", `Line 1, column 19: invalid escape '\é' in string: only \" and \\ are allowed`},
 		{`startup_cmd = "abc\`, `Line 1, column 15: unterminated string: the closing '"' is missing`},
 		{"startup_cmd = \"ab\ncd;\n", `Line 1, column 15: unterminated string: the closing '"' is missing`},
-		{`startup_cmd = 15;`, `Line 1, column 15: time '15' needs a unit: s, m, h or d`},
-		{`startup_cmd = 15 s;`, `Line 1, column 15: time '15' needs a unit: s, m, h or d`},
-		{`startup_cmd = 15ms;`, `Line 1, column 15: invalid time '15ms': write a whole number followed by s, m, h or d, e.g. 90s`},
-		{`refresh_retry = 99999999999999999999999d;`, `Line 1, column 17: time '99999999999999999999999d' is too large (the maximum is about 292 years)`},
-		{`refresh_retry = 106752d;`, `Line 1, column 17: time '106752d' is too large (the maximum is about 292 years)`},
+		{`startup_cmd = 15;`, `Line 1, column 15: a time needs a unit: s, m, h or d (strings need double quotes)`},
+		{`startup_cmd = 15 s;`, `Line 1, column 15: a time needs a unit: s, m, h or d (strings need double quotes)`},
+		{`startup_cmd = 15ms;`, `Line 1, column 15: invalid time: write a whole number followed by s, m, h or d, e.g. 90s (strings need double quotes)`},
+		{`refresh_retry = 99999999999999999999999d;`, `Line 1, column 17: time too large (the maximum is about 292 years)`},
+		{`refresh_retry = 106752d;`, `Line 1, column 17: time too large (the maximum is about 292 years)`},
 		{"startup_cmd = \xff;", `Line 1, column 15: invalid UTF-8 byte 0xff: the configuration file must be UTF-8 encoded`},
 		{"startup_cmd = \"é\xe9\";", `Line 1, column 17: invalid UTF-8 byte 0xe9: the configuration file must be UTF-8 encoded`},
 		{"// comment \xc0\n", `Line 1, column 12: invalid UTF-8 byte 0xc0: the configuration file must be UTF-8 encoded`},
@@ -246,22 +246,22 @@ func TestParseErrors(t *testing.T) {
 		{"account \"a\" {\n  auth_uri = \"https://a/\"\n  token_uri = \"x\";}", `Line 3, column 3: expected ';', found 'token_uri'`},
 		{`=`, `Line 1, column 1: expected a setting name or 'account', found '='`},
 		{`account`, `Line 1, column 8: expected an account name in double quotes, found end of file`},
-		{`account a {}`, `Line 1, column 9: expected an account name in double quotes, found 'a'`},
+		{`account a {}`, `Line 1, column 9: expected an account name in double quotes, found a word`},
 		{`account "a" }`, `Line 1, column 13: expected '{', found '}'`},
 		{`account "a" { ; }`, `Line 1, column 15: expected a setting name or '}', found ';'`},
 		{`account "a" { client_secret "s3cret"; }`, `Line 1, column 29: expected '=', found a string`},
 		{`account "a" { auth_uri = ; }`, `Line 1, column 26: expected a value (a string, a time, none, [...] or {...}), found ';'`},
 		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/";`, `Line 1, column 65: expected '}' to close account 'a' (line 1), found end of file`},
 		{`account "a" { scopes = ["a" "b"]; }`, `Line 1, column 29: expected ',', found a string`},
-		{`account "a" { scopes = ["a", 1s]; }`, `Line 1, column 30: expected a string or ']', found '1s'`},
+		{`account "a" { scopes = ["a", 1s]; }`, `Line 1, column 30: expected a string or ']', found a time`},
 		{`account "a" { auth_uri_fields = {"a" "b"}; }`, `Line 1, column 38: expected ':', found a string`},
 		{`account "a" { auth_uri_fields = {"a": none}; }`, `Line 1, column 39: expected a string value, found 'none'`},
-		{`account "a" { auth_uri_fields = {1s}; }`, `Line 1, column 34: expected a string key or '}', found '1s'`},
+		{`account "a" { auth_uri_fields = {1s}; }`, `Line 1, column 34: expected a string key or '}', found a time`},
 		{`account "a" { account "b" {} }`, `Line 1, column 15: account blocks can't be nested: close this account with '}' first`},
 
 		// Keys.
-		{`foo = 1s;`, `Line 1, column 1: Unknown setting 'foo'`},
-		{`account "a" { foo = 1s; }`, `Line 1, column 15: Unknown account setting 'foo'`},
+		{`foo = 1s;`, `Line 1, column 1: Unknown setting: check its spelling against pizauth.conf(5)`},
+		{`account "a" { foo = 1s; }`, `Line 1, column 15: Unknown account setting: check its spelling against pizauth.conf(5)`},
 		{`auth_error_cmd = "x";`, `Line 1, column 1: 'auth_error_cmd' has been renamed to 'error_notify_cmd'`},
 		{`not_transient_error_if = "x";`, `Line 1, column 1: 'not_transient_error_if' has been replaced by 'transient_error_if_cmd' (whose command exits 0 when an error is transient)`},
 		{`account "a" { http_listen = none; }`, `Line 1, column 15: 'http_listen' is a global setting: move it outside the account block`},
@@ -352,19 +352,44 @@ func TestParseErrorsHideStrings(t *testing.T) {
 	}
 }
 
+// A secret written without its quotes, as a word, a number or a mixture,
+// is described, never quoted, wherever the parser meets it, and the
+// position still points at it.
+func TestParseErrorsHideBareWords(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{`account "a" { client_secret = Xk9hunter2S3cr3t; }`, "Line 1, column 31: found a word where a value was expected: put strings in double quotes"},
+		{`account "a" { client_secret = 9Xk9hunter2S3cr3t; }`, "Line 1, column 31: invalid time: write a whole number followed by s, m, h or d, e.g. 90s (strings need double quotes)"},
+		{`account "a" { client_secret = 12345678901; }`, "Line 1, column 31: a time needs a unit: s, m, h or d (strings need double quotes)"},
+		{`account "a" { client_secret = "x" Xk9hunter2S3cr3t; }`, "Line 1, column 35: expected ';', found a word"},
+		{`account "a" { scopes = [Xk9hunter2S3cr3t]; }`, "Line 1, column 25: expected a string or ']', found a word"},
+		{"account \"a\" {\n Xk9hunter2S3cr3t\n}", "Line 2, column 2: Unknown account setting: check its spelling against pizauth.conf(5)"},
+		{`Xk9hunter2S3cr3t = "x";`, "Line 1, column 1: Unknown setting: check its spelling against pizauth.conf(5)"},
+		{`account Xk9hunter2S3cr3t { }`, "Line 1, column 9: expected an account name in double quotes, found a word"},
+		{`http_listen = "127.0.0.1:0" token_uri;`, "Line 1, column 29: expected ';', found 'token_uri'"},
+	} {
+		_, err := parseConfig([]byte(tc.src))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s:\n got %v\nwant %s", tc.src, err, tc.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "hunter") || strings.Contains(err.Error(), "45678")) {
+			t.Errorf("%s: the error quotes the secret: %v", tc.src, err)
+		}
+	}
+}
+
 // Pathological input gets a short, positioned error without taking long.
 func TestParseHugeLines(t *testing.T) {
 	big := strings.Repeat("x", 10<<20)
 	_, err := parseConfig([]byte("startup_cmd = 1 " + big))
-	if err == nil || err.Error() != "Line 1, column 15: time '1' needs a unit: s, m, h or d" {
+	if err == nil || err.Error() != "Line 1, column 15: a time needs a unit: s, m, h or d (strings need double quotes)" {
 		t.Errorf("got %v", err)
 	}
 	_, err = parseConfig([]byte(big + " = 1s;"))
-	if want := "Line 1, column 1: Unknown setting '" + strings.Repeat("x", maxShown) + "...'"; err == nil || err.Error() != want {
+	if want := "Line 1, column 1: Unknown setting: check its spelling against pizauth.conf(5)"; err == nil || err.Error() != want {
 		t.Errorf("got %.200v", err)
 	}
 	_, err = parseConfig([]byte("startup_cmd = " + strings.Repeat("9", 10<<20) + "s;"))
-	if want := "Line 1, column 15: time '" + strings.Repeat("9", maxShown) + "...' is too large (the maximum is about 292 years)"; err == nil || err.Error() != want {
+	if want := "Line 1, column 15: time too large (the maximum is about 292 years)"; err == nil || err.Error() != want {
 		t.Errorf("got %.200v", err)
 	}
 	_, err = parseConfig([]byte("// " + big + "\n" + "startup_cmd = \"" + big + "é\n\"; @"))
@@ -443,7 +468,7 @@ func TestLoadConfig(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("\n  oops"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err = loadConfig(bad); err == nil || err.Error() != "Line 2, column 3: Unknown setting 'oops'" {
+	if _, err = loadConfig(bad); err == nil || err.Error() != "Line 2, column 3: Unknown setting: check its spelling against pizauth.conf(5)" {
 		t.Errorf("bad: got %v", err)
 	}
 }

@@ -39,7 +39,7 @@ func pizauthVersion() string {
 		}
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {
-				return "devel-" + truncate(s.Value, 12)
+				return "devel-" + s.Value[:min(len(s.Value), 12)]
 			}
 		}
 	}

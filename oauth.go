@@ -24,8 +24,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 const (
@@ -38,6 +36,11 @@ const (
 	maxErrorText = 200
 	// maxErrorCode bounds the OAuth `error` code quoted in an error.
 	maxErrorCode = 64
+	// maxShownURL bounds a verification URI: real ones are short, and one
+	// of 200 KB would not fit in a hook's argument list.
+	maxShownURL = 2 << 10
+	// maxUserCode bounds a device user code; real ones are 8 or 9 letters.
+	maxUserCode = 64
 	// defaultDeviceInterval is RFC 8628 §3.2's polling interval default.
 	defaultDeviceInterval = 5 * time.Second
 	// userAgent identifies us to providers, some of which reject an empty one.
@@ -94,13 +97,15 @@ func newProvider() *provider {
 			Timeout:   30 * time.Second,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		ForceAttemptHTTP2:      true,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    10 * time.Second,
-		ExpectContinueTimeout:  1 * time.Second,
-		MaxIdleConns:           16,
-		MaxIdleConnsPerHost:    2,
-		IdleConnTimeout:        90 * time.Second,
+		ForceAttemptHTTP2:     true,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		// A pooled connection's idle timer stops while a laptop sleeps,
+		// so one kept from before a suspend could be reused long after
+		// the provider dropped it, and a POST that fails that way is not
+		// retried. Token requests are minutes apart: open a fresh one.
+		DisableKeepAlives:      true,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
 	return &provider{
@@ -265,7 +270,7 @@ func (p *provider) networkError(parent, rctx context.Context, host string, err e
 		if errors.As(err, &ue) {
 			inner = ue.Err
 		}
-		te.Msg = fmt.Sprintf("cannot reach %s: %s", host, cleanText(inner.Error(), maxErrorText, nil))
+		te.Msg = fmt.Sprintf("cannot reach %s: %s", host, clean(inner.Error(), maxErrorText))
 	}
 	return te
 }
@@ -441,7 +446,7 @@ func parseTokenResponse(status int, contentType string, body []byte, a *Account,
 	case tt == "":
 		return bad("no token_type")
 	case !strings.EqualFold(tt, "bearer"):
-		return bad("token_type is %q, not \"bearer\"", cleanText(tt, 32, nil))
+		return bad("token_type is %q, not \"bearer\"", clean(tt, 32))
 	}
 
 	rt, err := optString(fields, "refresh_token")
@@ -481,7 +486,7 @@ func parseDeviceResponse(status int, contentType string, body []byte, a *Account
 	if d.DeviceCode, err = optString(fields, "device_code"); err != nil || d.DeviceCode == "" {
 		return bad("no device_code")
 	}
-	if d.UserCode, err = optString(fields, "user_code"); err != nil || d.UserCode == "" || !vschar(d.UserCode) {
+	if d.UserCode, err = optString(fields, "user_code"); err != nil || d.UserCode == "" || !vschar(d.UserCode) || len(d.UserCode) > maxUserCode {
 		return bad("no usable user_code")
 	}
 	// verification_url is the spelling of drafts that Google still sends.
@@ -490,11 +495,16 @@ func parseDeviceResponse(status int, contentType string, body []byte, a *Account
 			return bad("no verification_uri")
 		}
 	}
-	if !webURL(d.VerificationURI) {
-		return bad("verification_uri is not an http or https URL")
+	if err := checkShownURL(d.VerificationURI); err != nil {
+		return bad("verification_uri %v", err)
 	}
-	if c, err := optString(fields, "verification_uri_complete"); err == nil && webURL(c) {
-		d.VerificationURIComplete = c
+	if d.VerificationURIComplete, err = optString(fields, "verification_uri_complete"); err != nil {
+		return bad("verification_uri_complete is not a string")
+	}
+	if c := d.VerificationURIComplete; c != "" {
+		if err := checkShownURL(c); err != nil {
+			return bad("verification_uri_complete %v", err)
+		}
 	}
 	raw, ok := fields["expires_in"]
 	if !ok || string(raw) == "null" {
@@ -520,6 +530,23 @@ func parseDeviceResponse(status int, contentType string, body []byte, a *Account
 	return d, nil
 }
 
+// checkShownURL accepts a URL from a provider that pizauth will show the
+// user and hand to auth_notify_cmd: printable ASCII, so that it cannot
+// carry terminal controls or look like another address; at most
+// maxShownURL bytes, so that it fits a notification and an argument list;
+// and a URL by checkURL's rule. Its error completes a sentence.
+func checkShownURL(u string) error {
+	if len(u) > maxShownURL {
+		return fmt.Errorf("is longer than %d bytes", maxShownURL)
+	}
+	for i := 0; i < len(u); i++ {
+		if u[i] <= 0x20 || u[i] >= 0x7f {
+			return errors.New("contains characters other than printable ASCII")
+		}
+	}
+	return checkURL(u)
+}
+
 // responseFailure returns nil if the response is a 2xx JSON object without
 // an `error` member, and otherwise the *tokenError describing it. what names
 // the endpoint in the message.
@@ -531,10 +558,10 @@ func responseFailure(what string, status int, contentType string, fields map[str
 			te.Msg = fmt.Sprintf("%s returned a malformed error (HTTP %d)", what, status)
 			return te
 		}
-		te.Code = cleanCode(code, secrets)
+		te.Code = clean(redact(code, secrets), maxErrorCode)
 		msg := fmt.Sprintf("%s returned error %q (HTTP %d)", what, te.Code, status)
 		if desc, err := optString(fields, "error_description"); err == nil && desc != "" {
-			msg += ": " + cleanText(desc, maxErrorText, secrets)
+			msg += ": " + clean(redact(desc, secrets), maxErrorText)
 		}
 		if te.Code == "invalid_client" {
 			msg += "; check client_id, client_secret and token_endpoint_auth_method"
@@ -595,45 +622,31 @@ func stringField(fields map[string]json.RawMessage, k string) (string, bool) {
 	return s, err == nil && s != ""
 }
 
-// parseSeconds reads a JSON number or string of decimal digits as seconds,
-// clamping anything beyond maxExpiresIn (some servers send nanoseconds).
-// Negative numbers, fractions and anything else are errors.
+// parseSeconds reads a count of seconds: any JSON number (3600, 3599.0,
+// 3.6e3; fractions are truncated, a negative value means already expired) or
+// a string of decimal digits, which some providers send. Anything beyond
+// maxExpiresIn is clamped to it: some servers send nanoseconds.
 func parseSeconds(raw json.RawMessage) (time.Duration, error) {
 	s := string(raw)
 	if strings.HasPrefix(s, `"`) {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, errors.New("is not a number")
+		if err := json.Unmarshal(raw, &s); err != nil || s == "" || strings.TrimLeft(s, "0123456789") != "" {
+			return 0, errors.New("is neither a number nor a string of digits")
 		}
+	} else if s == "" || s[0] != '-' && (s[0] < '0' || s[0] > '9') {
+		// raw is valid JSON, so this excludes true, false, objects and
+		// arrays, and what remains is a JSON number ParseFloat reads.
+		return 0, errors.New("is not a number")
 	}
-	if strings.HasPrefix(s, "-") {
-		return 0, errors.New("is negative")
-	}
-	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
-		return 0, errors.New("is not a whole number of seconds")
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n > uint64(maxExpiresIn/time.Second) {
+	f, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange):
+		return 0, errors.New("is not a number")
+	case f <= 0:
+		return 0, nil
+	case f >= maxExpiresIn.Seconds():
 		return maxExpiresIn, nil
 	}
-	return time.Duration(n) * time.Second, nil
-}
-
-// vschar reports whether s consists of RFC 6749 Appendix A VSCHARs
-// (%x20-7E). A token with a newline could forge lines in an IMAP or SMTP
-// exchange, so such a token is rejected rather than handed on.
-func vschar(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// webURL reports whether s is an absolute http or https URL.
-func webURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	return time.Duration(f) * time.Second, nil
 }
 
 // mediaType returns the bare media type of a Content-Type header, cleaned
@@ -645,7 +658,7 @@ func mediaType(ct string) string {
 	if mt, _, err := mime.ParseMediaType(ct); err == nil {
 		ct = mt
 	}
-	return cleanText(ct, 64, nil)
+	return clean(ct, 64)
 }
 
 // firstNonSpace returns the first byte of b that is not JSON whitespace.
@@ -656,67 +669,4 @@ func firstNonSpace(b []byte) byte {
 		}
 	}
 	return 0
-}
-
-// cleanCode restricts an OAuth error code to RFC 6749's printable ASCII.
-// Secrets are redacted before and after filtering, since dropping a
-// character could otherwise reassemble one.
-func cleanCode(code string, secrets []string) string {
-	code = redact(code, secrets)
-	var b strings.Builder
-	for i := 0; i < len(code); i++ {
-		if c := code[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
-			b.WriteByte(c)
-		}
-	}
-	code = redact(b.String(), secrets)
-	if len(code) > maxErrorCode {
-		code = code[:maxErrorCode]
-	}
-	return code
-}
-
-// cleanText makes provider text safe to put in a one-line message: secrets
-// are replaced first (so truncation cannot leave part of one), then control
-// characters collapse into single spaces and the result is cut after max
-// bytes, marked by "…".
-func cleanText(s string, max int, secrets []string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = redact(s, secrets)
-	var b strings.Builder
-	space := false
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.IsSpace(r) || r == '\u2028' || r == '\u2029' {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		if b.Len()+utf8.RuneLen(r) > max {
-			b.WriteString("…")
-			break
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// redact replaces every occurrence of each secret, raw or form-encoded, by
-// "[redacted]". Providers echo request parameters in error descriptions.
-func redact(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if sec == "" {
-			continue
-		}
-		s = strings.ReplaceAll(s, sec, "[redacted]")
-		if enc := url.QueryEscape(sec); enc != sec {
-			s = strings.ReplaceAll(s, enc, "[redacted]")
-		}
-		if enc := url.PathEscape(sec); enc != sec {
-			s = strings.ReplaceAll(s, enc, "[redacted]")
-		}
-	}
-	return s
 }

@@ -319,9 +319,16 @@ func TestParseTokenResponse(t *testing.T) {
 		{name: "nanoseconds", status: 200, body: ok(`,"expires_in":3600000000000`), expires: year},
 		{name: "beyond int64", status: 200, body: ok(`,"expires_in":"99999999999999999999999999"`), expires: year},
 		{name: "exactly a year", status: 200, body: ok(`,"expires_in":31536000`), expires: year},
-		{name: "negative", status: 200, body: ok(`,"expires_in":-5`), fail: true, msgHas: "negative"},
-		{name: "fraction", status: 200, body: ok(`,"expires_in":3600.5`), fail: true, msgHas: "expires_in"},
-		{name: "exponent", status: 200, body: ok(`,"expires_in":1e3`), fail: true, msgHas: "expires_in"},
+		{name: "negative: already expired", status: 200, body: ok(`,"expires_in":-5`), expires: 0},
+		{name: "fraction truncated", status: 200, body: ok(`,"expires_in":3599.9`), expires: 3599 * time.Second},
+		{name: "whole float", status: 200, body: ok(`,"expires_in":3599.0`), expires: 3599 * time.Second},
+		{name: "exponent", status: 200, body: ok(`,"expires_in":3.6e3`), expires: time.Hour},
+		{name: "upper-case exponent", status: 200, body: ok(`,"expires_in":36E2`), expires: time.Hour},
+		{name: "huge exponent clamped", status: 200, body: ok(`,"expires_in":1e400`), expires: year},
+		{name: "tiny exponent", status: 200, body: ok(`,"expires_in":1e-400`), expires: 0},
+		{name: "negative exponent", status: 200, body: ok(`,"expires_in":-1e400`), expires: 0},
+		{name: "object", status: 200, body: ok(`,"expires_in":{}`), fail: true, msgHas: "expires_in"},
+		{name: "float string", status: 200, body: ok(`,"expires_in":"3600.0"`), fail: true, msgHas: "expires_in"},
 		{name: "garbage string", status: 200, body: ok(`,"expires_in":"soon"`), fail: true, msgHas: "expires_in"},
 		{name: "empty string", status: 200, body: ok(`,"expires_in":""`), fail: true, msgHas: "expires_in"},
 		{name: "bool", status: 200, body: ok(`,"expires_in":true`), fail: true, msgHas: "expires_in"},
@@ -672,7 +679,7 @@ func TestErrorDescriptionIsOneShortLine(t *testing.T) {
 	if strings.ContainsAny(msg, "\r\n\t\x00\x1b") || len(msg) > 100+maxErrorText+maxErrorCode {
 		t.Fatalf("message not cleaned (%d bytes): %q", len(msg), msg)
 	}
-	if !strings.Contains(msg, "line one line two tab") || !strings.HasSuffix(msg, "…") || te.Code != "invalidgrant" {
+	if !strings.Contains(msg, "line one line two tab") || !strings.HasSuffix(msg, "…") || te.Code != "invalid grant" {
 		t.Fatalf("message %q, code %q", msg, te.Code)
 	}
 }
@@ -689,15 +696,23 @@ func TestDeviceAuthorize(t *testing.T) {
 			want: deviceAuth{"DC", "WDJB-MJHT", "https://example.com/device", "https://example.com/device?user_code=WDJB-MJHT", 30 * time.Minute, 7 * time.Second}},
 		{name: "google spelling, defaults", body: `{"device_code":"DC","user_code":"U","verification_url":"https://www.google.com/device","expires_in":"1800"}`,
 			want: deviceAuth{"DC", "U", "https://www.google.com/device", "", 30 * time.Minute, 5 * time.Second}},
-		{name: "interval zero, bad complete, huge expiry", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d","verification_uri_complete":"javascript:x","expires_in":9999999999999,"interval":0}`,
+		{name: "interval zero, huge expiry", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d","expires_in":9999999999999,"interval":0}`,
 			want: deviceAuth{"DC", "U", "https://e/d", "", year, 5 * time.Second}},
+		{name: "negative interval", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d","expires_in":5.5,"interval":-1}`,
+			want: deviceAuth{"DC", "U", "https://e/d", "", 5 * time.Second, 5 * time.Second}},
+		{name: "bad complete", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d","verification_uri_complete":"javascript:x","expires_in":5}`, errHas: "verification_uri_complete"},
+		{name: "CSI in verification_uri", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d\u009b2J","expires_in":5}`, errHas: "verification_uri contains characters other than printable ASCII"},
+		{name: "bidi override in complete", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d","verification_uri_complete":"https://e/d?\u202ecode","expires_in":5}`, errHas: "verification_uri_complete contains"},
+		{name: "space in verification_uri", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d x","expires_in":5}`, errHas: "printable ASCII"},
+		{name: "huge verification_uri", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/` + strings.Repeat("a", 200<<10) + `","expires_in":5}`, errHas: "verification_uri is longer than 2048 bytes"},
+		{name: "huge user_code", body: `{"device_code":"DC","user_code":"` + strings.Repeat("U", 65) + `","verification_uri":"https://e/d","expires_in":5}`, errHas: "user_code"},
 		{name: "no device_code", body: `{"user_code":"U","verification_uri":"https://e/d","expires_in":5}`, errHas: "device_code"},
 		{name: "no user_code", body: `{"device_code":"DC","verification_uri":"https://e/d","expires_in":5}`, errHas: "user_code"},
 		{name: "no verification_uri", body: `{"device_code":"DC","user_code":"U","expires_in":5}`, errHas: "verification_uri"},
 		{name: "bad verification_uri", body: `{"device_code":"DC","user_code":"U","verification_uri":"file:///etc","expires_in":5}`, errHas: "verification_uri"},
 		{name: "no expires_in", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d"}`, errHas: "expires_in"},
 		{name: "bad expires_in", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d","expires_in":"x"}`, errHas: "expires_in"},
-		{name: "bad interval", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d","expires_in":5,"interval":-1}`, errHas: "interval"},
+		{name: "bad interval", body: `{"device_code":"DC","user_code":"U","verification_uri":"https://e/d","expires_in":5,"interval":"x"}`, errHas: "interval"},
 		{name: "oauth error", body: `{"error":"invalid_scope","error_description":"nope"}`, errHas: `"invalid_scope"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -160,7 +160,7 @@ func decodeRequest(b []byte) (request, error) {
 	cmd := string(fields[0])
 	want, ok := argCount(cmd)
 	if !ok {
-		return request{}, fmt.Errorf("unknown command %q", truncate(cmd, 32))
+		return request{}, fmt.Errorf("unknown command %q", cut(cmd, 32))
 	}
 	if len(fields)-1 != want {
 		return request{}, fmt.Errorf("malformed %s request: %d arguments, expected %d", cmd, len(fields)-1, want)
@@ -203,11 +203,3 @@ func decodeResponse(b []byte) ([][]byte, error) {
 type serverError string
 
 func (e serverError) Error() string { return string(e) }
-
-// truncate shortens s for inclusion in a message.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

@@ -110,9 +110,9 @@ func (r *redirectListener) respond(req *http.Request) (int, string) {
 		return 404, "Not found."
 	}
 	if e := q.Get("error"); e != "" {
-		msg := "Authorisation failed: " + sanitize(e)
+		msg := "Authorisation failed: " + clean(e, 100)
 		if d := q.Get("error_description"); d != "" {
-			msg += ": " + sanitize(d)
+			msg += ": " + clean(d, maxErrorText)
 		}
 		r.st.authFailed(p.name, p.version, msg)
 		return 400, msg
@@ -148,18 +148,6 @@ func (r *redirectListener) matches(req *http.Request, redirectURI string) bool {
 	}
 	return got == want && strings.EqualFold(strings.Trim(host, "[]"), u.Hostname()) &&
 		port == u.Port() && port == strconv.Itoa(r.port)
-}
-
-// sanitize makes provider-supplied text safe for a log line or a hook's
-// environment: no control characters, bounded length.
-func sanitize(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	return truncate(s, 300)
 }
 
 func reply(w io.Writer, status int, body string) {

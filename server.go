@@ -10,17 +10,17 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
-	"unicode"
 )
 
 const (
 	// connTimeout bounds a client connection: a client that connects and
 	// says nothing is dropped rather than holding a goroutine forever.
 	connTimeout = 10 * time.Second
+	// maxMessage bounds an error message sent to a client.
+	maxMessage = 4 << 10
 	// touchInterval keeps the socket fresh: some systems clean runtime
 	// directories of files untouched for a while.
 	touchInterval = 6 * time.Hour
@@ -275,17 +275,12 @@ func (s *server) handleConn(c *net.UnixConn) {
 }
 
 // result builds a command's response. An error text may quote what the
-// client sent (an account name that matched nothing), so control characters
-// are neutralised: the message stays one line and cannot drive the user's
+// client sent (an account name that matched nothing) or what a provider
+// said, so it goes through clean: one line that cannot drive the user's
 // terminal.
 func result(err error, values ...[]byte) []byte {
 	if err != nil {
-		return errResponse(strings.Map(func(r rune) rune {
-			if unicode.IsControl(r) {
-				return '?'
-			}
-			return r
-		}, err.Error()))
+		return errResponse(clean(err.Error(), maxMessage))
 	}
 	return okResponse(values...)
 }
