@@ -71,7 +71,6 @@ type Account struct {
 	RedirectURI   string // default "http://localhost/"
 	AuthURIFields []KV   // login_hint is folded in here
 
-	// Issue 7 additions.
 	DeviceAuthURI           string // "" unless the device flow is used
 	TokenEndpointAuthMethod string // "client_secret_post" (default) or "client_secret_basic"
 	RevokeURI               string // "" when unset
@@ -829,24 +828,15 @@ func (p *parser) finish() error {
 	return nil
 }
 
-// account returns the account called name, or nil.
-func (c *Config) account(name string) *Account {
-	for _, a := range c.Accounts {
-		if a.Name == name {
-			return a
-		}
-	}
-	return nil
-}
-
 // secureKeyVersion is the first byte of every secureKey. Change it, and the
 // encoding below, only together: keys are stored inside dumps.
 const secureKeyVersion = 1
 
 // secureKey is a canonical encoding of the fields that decide who a token
 // belongs to and where it may be sent (SPEC §9, §10): if any of them changes,
-// a token obtained under the old values must not be used. refresh_*,
-// revoke_uri and hooks are deliberately left out.
+// a token obtained under the old values must not be used, nor sent to a new
+// revocation endpoint. refresh_* settings and hooks are deliberately left
+// out.
 //
 // Encoding (stable; it is stored inside dumps):
 //
@@ -861,16 +851,21 @@ const secureKeyVersion = 1
 //	str      token_uri
 //	str      device_auth_uri
 //	str      token_endpoint_auth_method
+//	then, only for those set, in this order, a tag byte and a str:
+//	'r'      revoke_uri
 //
 // where u32 is a big-endian uint32 and str is a u32 byte length followed by
-// the UTF-8 bytes. Every field is present (an unset one is the empty string
-// or an empty list) so the encoding is unambiguous. The key contains the
-// client secret: it is for comparison and sealed dumps only, never for
-// logs.
+// the UTF-8 bytes. Every field up to token_endpoint_auth_method is present
+// (an unset one is the empty string or an empty list), so that part ends
+// where it must and the tagged fields after it cannot be confused with it.
+// Fields added later are tagged and left out when unset, so that the key of
+// an account that does not use them is what older versions computed, and
+// their dumps still restore. The key contains the client secret: it is for
+// comparison and sealed dumps only, never for logs.
 func (a *Account) secureKey() []byte {
 	n := 1 + 4*10 + len(a.Name) + len(a.AuthURI) + len(a.ClientID) +
 		len(a.ClientSecret) + len(a.RedirectURI) + len(a.TokenURI) +
-		len(a.DeviceAuthURI) + len(a.TokenEndpointAuthMethod)
+		len(a.DeviceAuthURI) + len(a.TokenEndpointAuthMethod) + 5 + len(a.RevokeURI)
 	for _, kv := range a.AuthURIFields {
 		n += 8 + len(kv.Key) + len(kv.Value)
 	}
@@ -896,6 +891,9 @@ func (a *Account) secureKey() []byte {
 	b = appendStr(b, a.TokenURI)
 	b = appendStr(b, a.DeviceAuthURI)
 	b = appendStr(b, a.TokenEndpointAuthMethod)
+	if a.RevokeURI != "" {
+		b = appendStr(append(b, 'r'), a.RevokeURI)
+	}
 	return b
 }
 

@@ -217,6 +217,9 @@ func checkDumpEntry(e *dumpEntry) error {
 	if e.AccessToken == "" {
 		return errors.New("active account has no access token")
 	}
+	if !vschar(e.AccessToken) || !vschar(e.RefreshToken) {
+		return errors.New("a token contains characters that RFC 6749 forbids in tokens")
+	}
 	for _, t := range [...]time.Time{e.Obtained, e.Expiry} {
 		if !t.IsZero() && (t.Before(dumpMinTime) || t.After(dumpMaxTime)) {
 			return fmt.Errorf("time %s is outside the range a dump can hold (1677 to 2262)", t.Format(time.RFC3339))
@@ -368,9 +371,12 @@ func parseDumpPayload(p []byte) ([]dumpEntry, error) {
 	if uint64(count) > uint64(len(r.p)/dumpMinEntrySize) {
 		return nil, fmt.Errorf("claims %d entries but only %d bytes follow", count, len(r.p))
 	}
-	entries := make([]dumpEntry, count)
-	seen := make(map[string]struct{}, count)
-	for i := range entries {
+	// The count is not trusted for sizing: a forged header claiming half
+	// a million entries must cost no more than the entries really read.
+	var entries []dumpEntry
+	seen := make(map[string]struct{})
+	for i := 0; i < int(count); i++ {
+		entries = append(entries, dumpEntry{})
 		e := &entries[i]
 		name := r.field("account name")
 		key := r.field("security key")
@@ -408,6 +414,12 @@ func parseDumpPayload(p []byte) ([]dumpEntry, error) {
 		}
 		if len(access) == 0 {
 			return nil, fmt.Errorf("account %q: active but has no access token", e.Name)
+		}
+		// The dump key is public, so anyone can forge a dump: its tokens
+		// obey the rules of tokens from a provider, or a CR LF in one
+		// would reach a mail program's protocol through `pizauth show`.
+		if !vschar(access) || !vschar(refresh) {
+			return nil, fmt.Errorf("account %q: a token contains characters that RFC 6749 forbids in tokens", e.Name)
 		}
 		e.AccessToken = string(access)
 		e.RefreshToken = string(refresh)

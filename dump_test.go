@@ -499,6 +499,57 @@ func TestDumpFuzzSeedIsValidDump(t *testing.T) {
 	}
 }
 
+// forgedCountPayload claims count entries and carries enough bytes for the
+// claim to pass the size check, but only the first entry is real: the
+// second starts with a name length no payload can satisfy.
+func forgedCountPayload(count int) []byte {
+	p := (&payloadBuilder{}).u32(uint32(count)).str("a").str("").u8(0)
+	return append(p.b, bytes.Repeat([]byte{0xff}, count*dumpMinEntrySize)...)
+}
+
+// A forged header that claims 466,033 entries costs what the bytes really
+// read cost, not memory sized by the claim: before, restore allocated 87 MB
+// for this 4 MB dump, and 1.4 GB at the 64 MiB limit, enough for an
+// out-of-memory kill to lose every token.
+func TestDecodeDumpForgedCountCostsOnlyWhatIsRead(t *testing.T) {
+	d := sealTestPayload(forgedCountPayload(466033))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := decodeDump(d)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "entry 2 of 466033: account name claims 4294967295 bytes") {
+		t.Fatalf("forged dump: %v", err)
+	}
+	// decodeDump needs one buffer for the decrypted payload; allow as
+	// much again for everything else.
+	if got, limit := after.TotalAlloc-before.TotalAlloc, 2*uint64(len(d)); got > limit {
+		t.Errorf("decoding a %d-byte dump allocated %d bytes, more than %d", len(d), got, limit)
+	}
+}
+
+// A dump is public-key sealed, so anyone can forge one: a token with CR LF
+// or an escape sequence is refused as it would be from a token endpoint,
+// and the whole dump with it.
+func TestDecodeDumpRefusesTokensWithControlCharacters(t *testing.T) {
+	for _, tc := range []struct{ access, refresh string }{
+		{"tok\r\nA01 LOGOUT", ""},
+		{"tok", "ref\x1b[2J"},
+		{"tok\x00", "ref"},
+		{"tók", "ref"},
+	} {
+		p := (&payloadBuilder{}).u32(2).
+			str("good").str("k").u8(dumpFlagActive).str("fine").str("").i64(0).i64(0).
+			str("bad").str("k").u8(dumpFlagActive).str(tc.access).str(tc.refresh).i64(0).i64(0)
+		_, err := decodeDump(sealTestPayload(p.b))
+		checkDumpErr(t, err, `dump is corrupted: account "bad": a token contains characters that RFC 6749 forbids in tokens`)
+		_, err = encodeDump([]dumpEntry{{Name: "bad", Active: true, AccessToken: tc.access, RefreshToken: tc.refresh}})
+		if err == nil {
+			t.Errorf("encodeDump accepted access %q refresh %q", tc.access, tc.refresh)
+		}
+	}
+}
+
 func FuzzRestore(f *testing.F) {
 	f.Add(smallTestDump(f))
 	f.Add(mustEncodeDump(f, sampleDumpEntries()))
@@ -535,6 +586,7 @@ func FuzzDumpPayload(f *testing.F) {
 	f.Add(openTestDump(f, smallTestDump(f)))
 	f.Add(openTestDump(f, mustEncodeDump(f, sampleDumpEntries())))
 	f.Add([]byte{0, 0, 0, 0})
+	f.Add(forgedCountPayload(100))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		entries, err := decodeDump(sealTestPayload(p))
 		if err != nil {

@@ -75,7 +75,7 @@ func redact(s string, secrets []string) string {
 // newline could forge lines in an IMAP or SMTP exchange when `pizauth show`
 // hands it to a mail program, so such a token is refused wherever it comes
 // from: a token endpoint or a dump.
-func vschar(s string) bool {
+func vschar[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
 			return false
