@@ -226,6 +226,9 @@ func TestE2ERestoreConfigChanged(t *testing.T) {
 		{"auth_uri_fields", `"login_hint": "a@example.com"`, `"login_hint": "b@example.com"`, false},
 		{"redirect_uri", "}\n", "    redirect_uri = \"http://127.0.0.1/\";\n}\n", false},
 		{"token_uri", "token_uri = " + q(p.URL+"/token"), "token_uri = " + q(p.URL+"/token2"), false},
+		{"revoke_uri", "}\n", "    revoke_uri = " + q(p.URL+"/revoke") + ";\n}\n", false},
+		{"device_auth_uri", "}\n", "    device_auth_uri = " + q(p.URL+"/device") + ";\n}\n", false},
+		{"token_endpoint_auth_method", "}\n", "    token_endpoint_auth_method = \"client_secret_basic\";\n}\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

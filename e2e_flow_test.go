@@ -458,6 +458,51 @@ func TestE2EReload(t *testing.T) {
 	}
 }
 
+// TestE2EReloadWhereTokensGo: tokens only ever go where they would have
+// gone when obtained. A reload that changes only revoke_uri,
+// device_auth_uri or token_endpoint_auth_method drops the account's token,
+// so a later revoke sends nothing to the new address; a reload that changes
+// nothing keeps it.
+func TestE2EReloadWhereTokensGo(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	q := confQuote
+	for _, tc := range []struct {
+		name, old, new string
+		kept           bool
+	}{
+		{"unchanged", "", "", true},
+		{"revoke_uri changed", "revoke_uri = " + q(p.URL+"/revoke"), "revoke_uri = " + q(p.URL+"/revoke?elsewhere"), false},
+		{"revoke_uri removed", "revoke_uri = " + q(p.URL+"/revoke") + ";", "", false},
+		{"device_auth_uri added", "}\n", "    device_auth_uri = " + q(p.URL+"/device") + ";\n}\n", false},
+		{"token_endpoint_auth_method", "}\n", "    token_endpoint_auth_method = \"client_secret_basic\";\n}\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := p.addClient(fakeClient{Revoke: true})
+			acct := p.account("a", c, "")
+			s := startSrv(t, e2eConf(nil, acct))
+			tok := s.authorise(t, "a")
+			s.writeConf(t, e2eConf(nil, strings.Replace(acct, tc.old, tc.new, 1)))
+			s.mustRun(t, "reload")
+			if tc.kept {
+				if got := s.showToken(t, "a"); got != tok {
+					t.Errorf("an unchanged reload replaced the token")
+				}
+				return
+			}
+			if st := s.state(t, "a"); st != "No access token" {
+				t.Fatalf("after the reload: %q; want the token dropped", st)
+			}
+			s.mustRun(t, "revoke", "a")
+			s.mustRun(t, "status")
+			if n := len(p.clientRequests("/revoke", c.ID)); n != 0 {
+				t.Errorf("%d revocation requests after the token was dropped", n)
+			}
+		})
+	}
+}
+
 // TestE2ESecondServerRefused: a second server on the same socket refuses
 // to start and the first keeps running.
 func TestE2ESecondServerRefused(t *testing.T) {
