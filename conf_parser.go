@@ -71,6 +71,7 @@ type Account struct {
 	RedirectURI   string // default "http://localhost/"
 	AuthURIFields []KV   // login_hint is folded in here
 
+	GrantType               string // "" (a person logs in) or grantClientCredentials
 	DeviceAuthURI           string // "" unless the device flow is used
 	TokenEndpointAuthMethod string // "client_secret_post" (default) or "client_secret_basic"
 	RevokeURI               string // "" when unset
@@ -91,6 +92,7 @@ const (
 	defaultRedirectURI         = "http://localhost/"
 	authMethodPost             = "client_secret_post"
 	authMethodBasic            = "client_secret_basic"
+	grantClientCredentials     = "client_credentials"
 )
 
 // maxConfigSize bounds what loadConfig reads: a configuration is a few KiB,
@@ -193,6 +195,7 @@ const (
 	kDeviceAuthURI
 	kTokenEndpointAuthMethod
 	kRevokeURI
+	kGrantType
 	nKeys
 )
 
@@ -250,6 +253,8 @@ func lookupKey(name string) (id keyID, scope uint8, ok bool) {
 		return kTokenEndpointAuthMethod, inAccount, true
 	case "revoke_uri":
 		return kRevokeURI, inAccount, true
+	case "grant_type":
+		return kGrantType, inAccount, true
 	}
 	return 0, 0, false
 }
@@ -286,7 +291,7 @@ type acctParse struct {
 	hasAtLeast bool
 	hasBefore  bool
 	hasRetry   bool
-	deviceOnly bool
+	noRedirect bool // device flow or client credentials: no listener needed
 }
 
 // valKind is the shape of a parsed value.
@@ -421,8 +426,23 @@ func (p *parser) parseAccount() error {
 		// every explicit field.
 		a.AuthURIFields = append(a.AuthURIFields, KV{"login_hint", loginHint})
 	}
+	if a.GrantType == grantClientCredentials {
+		// Nobody logs in: a browser or device setting is a mistake that
+		// would otherwise pass silently.
+		for _, k := range [...]struct {
+			id   keyID
+			name string
+		}{{kAuthURI, "auth_uri"}, {kDeviceAuthURI, "device_auth_uri"}, {kRedirectURI, "redirect_uri"}} {
+			if at := seen[k.id]; at != (pos{}) {
+				return errAt(at, "'%s' can't be used with grant_type = \"client_credentials\", where nobody logs in: remove it", k.name)
+			}
+		}
+		if a.ClientSecret == "" {
+			return errAt(st.at, "client_secret not specified: grant_type = \"client_credentials\" needs it")
+		}
+	}
 	switch {
-	case a.AuthURI == "" && a.DeviceAuthURI == "":
+	case a.AuthURI == "" && a.DeviceAuthURI == "" && a.GrantType == "":
 		return errAt(st.at, "auth_uri not specified")
 	case a.TokenURI == "":
 		return errAt(st.at, "token_uri not specified")
@@ -435,7 +455,7 @@ func (p *parser) parseAccount() error {
 	if a.TokenEndpointAuthMethod == "" {
 		a.TokenEndpointAuthMethod = authMethodPost
 	}
-	st.deviceOnly = a.AuthURI == ""
+	st.noRedirect = a.AuthURI == ""
 	p.cfg.Accounts = append(p.cfg.Accounts, a)
 	p.accts = append(p.accts, st)
 	return nil
@@ -702,6 +722,11 @@ func (p *parser) setAccountField(st *acctParse, id keyID, v value) error {
 		if err == nil && a.ClientSecret == "" {
 			err = errAt(v.pos, "'client_secret' must not be empty: leave it out if the provider issued no secret")
 		}
+	case kGrantType:
+		a.GrantType, err = needString("grant_type", v)
+		if err == nil && a.GrantType != grantClientCredentials {
+			err = errAt(v.pos, "'grant_type' can only be \"client_credentials\": leave it out for a login in a browser or on a device")
+		}
 	case kTokenEndpointAuthMethod:
 		a.TokenEndpointAuthMethod, err = needString("token_endpoint_auth_method", v)
 		if err == nil && a.TokenEndpointAuthMethod != authMethodPost && a.TokenEndpointAuthMethod != authMethodBasic {
@@ -806,8 +831,7 @@ func (p *parser) finish() error {
 		if !st.hasRetry {
 			a.RefreshRetry = c.RefreshRetry
 		}
-		if st.deviceOnly {
-			// The device flow never redirects, so it needs no listener.
+		if st.noRedirect {
 			continue
 		}
 		// needURI has already checked the scheme is http or https, in
@@ -853,6 +877,7 @@ const secureKeyVersion = 1
 //	str      token_endpoint_auth_method
 //	then, only for those set, in this order, a tag byte and a str:
 //	'r'      revoke_uri
+//	'g'      grant_type
 //
 // where u32 is a big-endian uint32 and str is a u32 byte length followed by
 // the UTF-8 bytes. Every field up to token_endpoint_auth_method is present
@@ -865,7 +890,7 @@ const secureKeyVersion = 1
 func (a *Account) secureKey() []byte {
 	n := 1 + 4*10 + len(a.Name) + len(a.AuthURI) + len(a.ClientID) +
 		len(a.ClientSecret) + len(a.RedirectURI) + len(a.TokenURI) +
-		len(a.DeviceAuthURI) + len(a.TokenEndpointAuthMethod) + 5 + len(a.RevokeURI)
+		len(a.DeviceAuthURI) + len(a.TokenEndpointAuthMethod) + 10 + len(a.RevokeURI) + len(a.GrantType)
 	for _, kv := range a.AuthURIFields {
 		n += 8 + len(kv.Key) + len(kv.Value)
 	}
@@ -893,6 +918,9 @@ func (a *Account) secureKey() []byte {
 	b = appendStr(b, a.TokenEndpointAuthMethod)
 	if a.RevokeURI != "" {
 		b = appendStr(append(b, 'r'), a.RevokeURI)
+	}
+	if a.GrantType != "" {
+		b = appendStr(append(b, 'g'), a.GrantType)
 	}
 	return b
 }

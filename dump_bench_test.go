@@ -49,11 +49,11 @@ func benchState(conf *Config) *state {
 // token and a 2 KB refresh token.
 func benchActiveState(conf *Config) *state {
 	s := benchState(conf)
-	now := wallClock()
+	now := realClock()
 	for name, a := range s.accts {
 		a.kind, a.version = kindActive, s.bump()
 		a.access, a.refresh = benchToken("at-"+name), benchToken("rt-"+name)
-		a.obtained, a.expiry = now, now.Add(time.Hour)
+		a.obtained, a.lifetime, a.expiry = now, time.Hour, now.wall.Add(time.Hour)
 	}
 	return s
 }

@@ -92,7 +92,7 @@ func TestRestoreRules(t *testing.T) {
 		t.Errorf("dead: version %d, was %d; a skipped entry must not disturb the pending authorisation", v, pendingVersion)
 	}
 	a, e := s.accts["expired"], entries[1]
-	if !a.obtained.Equal(e.Obtained) || !a.expiry.Equal(e.Expiry) || a.refresh != "rt-expired" {
+	if !a.obtained.wall.Equal(e.Obtained) || !a.expiry.Equal(e.Expiry) || a.refresh != "rt-expired" {
 		t.Errorf("expired: obtained %v, expires %v, refresh %q; want the dumped %v, %v", a.obtained, a.expiry, a.refresh, e.Obtained, e.Expiry)
 	}
 	if len(s.wakeCh) != 1 {
@@ -110,7 +110,7 @@ func TestRestoredDueTokenRefreshedAtOnce(t *testing.T) {
 	before := s.accts["expired"].version
 	s.mu.Unlock()
 	s.restore(entries)
-	if jobs, _ := s.due(clock.now()); len(jobs) != 1 {
+	if jobs, _ := s.due(clock.stamp()); len(jobs) != 1 {
 		t.Errorf("%d refresh jobs right after the restore, want 1 (expired)", len(jobs))
 	}
 	s.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -148,6 +149,47 @@ func TestE2EDeviceFlow(t *testing.T) {
 		t.Errorf("status after approval: %q", st)
 	}
 	e2eNoSecrets(t, p, "the server log", s.logs())
+}
+
+// TestE2EDeviceFirstShowWaits: the first shows of a device-flow account
+// wait (up to 5 s, here 1 s) for the device authorisation endpoint, so a
+// person at a terminal gets the URL and the code on the first try; shows
+// that arrive together share one device request and one answer; later
+// shows answer at once. TestE2EDeviceFlow covers an endpoint slower than
+// the wait.
+func TestE2EDeviceFirstShowWaits(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	c := p.addClient(fakeClient{Device: true})
+	s := startSrv(t, e2eConf(nil, p.account("dev", c, "")))
+	release := p.holdDevice()
+	defer release()
+	time.AfterFunc(time.Second, release)
+	answers := make([]string, 4)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, answers[i], _ = s.run("show", "dev")
+		}()
+	}
+	wg.Wait()
+	m := e2eDeviceMsg.FindStringSubmatch(answers[0])
+	if m == nil || m[1] != p.URL+"/activate" || m[2] != p.userCode(c.ID) {
+		t.Fatalf("first show: %q; want the URL and the code", answers[0])
+	}
+	for i, a := range answers[1:] {
+		if a != answers[0] {
+			t.Errorf("concurrent show %d: %q, want %q", i+2, a, answers[0])
+		}
+	}
+	if n := len(p.clientRequests("/device", c.ID)); n != 1 {
+		t.Errorf("%d device authorisation requests for concurrent shows, want 1", n)
+	}
+	if got := s.showErr(t, "dev"); got != answers[0] {
+		t.Errorf("later show: %q", got)
+	}
 }
 
 // TestE2EDeviceVariants: the verification_url spelling, no complete URI
@@ -580,12 +622,20 @@ func TestE2EMalformedDeviceAnswers(t *testing.T) {
 			"device authorization endpoint sent invalid or truncated JSON (HTTP 200, application/json)"},
 		{"bad verification_uri", "application/json",
 			`{"device_code":"pzDEV-leak","user_code":"AB-CD","verification_uri":"javascript:alert(1)","expires_in":600}`,
-			"verification_uri is not an http or https URL"},
+			"verification_uri must be an http or https URI"},
 	}
 	for i, f := range faults {
+		// The first show waits for the answer and reports the failure;
+		// later shows repeat it for refresh_retry, and an explicit
+		// refresh asks again at once.
 		p.failNextDevice(200, f.ct, f.body)
-		if got := s.showErr(t, "dev"); got != e2eDeviceWaiting {
-			t.Errorf("%s: show said %q", f.name, got)
+		cmd := "show"
+		if i > 0 {
+			cmd = "refresh"
+		}
+		_, got, code := s.run(cmd, "dev")
+		if want := "ERROR - Device authorisation failed: "; code != 1 || !strings.HasPrefix(got, want) || !strings.Contains(got, f.want) {
+			t.Errorf("%s: %s said %q; want %q…%q", f.name, cmd, got, want, f.want)
 		}
 		s.waitFor(t, func() bool { return len(e2eLines(errs)) > i }, f.name+": error_notify_cmd")
 		if got := e2eLines(errs)[i]; !strings.HasPrefix(got, "dev Device authorisation failed: ") || !strings.Contains(got, f.want) {

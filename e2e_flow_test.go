@@ -770,6 +770,66 @@ func TestE2ETransientRefreshErrors(t *testing.T) {
 	}
 }
 
+// TestE2EShowRespectsRetryPacing: mail programs poll `show` constantly. An
+// expired token whose refresh keeps failing (a provider answering 503)
+// gets one attempt per refresh_retry however often `show` asks, so a
+// failing transient_error_if_cmd cannot invalidate it within seconds; show
+// says truthfully what failed and when the next attempt is due, and an
+// explicit `pizauth refresh` still asks at once.
+func TestE2EShowRespectsRetryPacing(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	p.setExpiresIn(2)
+	c := p.addClient(fakeClient{})
+	s := startSrv(t, e2eConf(map[string]string{
+		"refresh_retry":          "5m",
+		"refresh_before_expiry":  "1s",
+		"transient_error_if_cmd": confQuote("exit 1"),
+	}, p.account("acct", c, "")))
+	s.authorise(t, "acct")
+	p.failNextJSON("refresh_token", 100, 503, `{"error":"temporarily_unavailable"}`)
+	s.waitFor(t, func() bool { return p.count("refresh_token") == 1 }, "the scheduled refresh")
+	s.waitFor(t, func() bool { return strings.HasPrefix(s.state(t, "acct"), "Access token expired (last refresh attempt ") }, "the token to expire")
+	want := regexp.MustCompile(`^ERROR - Access token has expired; the last refresh attempt failed \(token endpoint returned error "temporarily_unavailable" \(HTTP 503\)\): the next is due in 4m[0-9]+s\n$`)
+	for i := 0; i < 20; i++ {
+		if got := s.showErr(t, "acct"); !want.MatchString(got) {
+			t.Fatalf("show %d of an expired token: %q", i+1, got)
+		}
+	}
+	if n := p.count("refresh_token"); n != 1 {
+		t.Errorf("%d refresh requests after 20 shows, want 1 per refresh_retry", n)
+	}
+	s.mustRun(t, "refresh", "acct")
+	s.waitFor(t, func() bool { return p.count("refresh_token") == 2 }, "the explicit refresh")
+	if st := s.state(t, "acct"); !strings.HasPrefix(st, "Access token expired") {
+		t.Errorf("after two transient failures: %q; want the token kept", st)
+	}
+}
+
+// TestE2EShortLivedTokensRefreshedBeforeExpiry: a provider that issues
+// tokens living 12 s, with refresh_before_expiry = 6s and the default
+// refresh_retry of 40 s, gets its refreshes about 6 s into each token's
+// life: refresh_retry paces retries only, so a mail program never meets
+// an expired token.
+func TestE2EShortLivedTokensRefreshedBeforeExpiry(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	p.setExpiresIn(12)
+	s := startSrv(t, e2eConf(map[string]string{"refresh_retry": "", "refresh_before_expiry": "6s"},
+		p.account("acct", p.addClient(fakeClient{}), "")))
+	s.authorise(t, "acct")
+	s.waitFor(t, func() bool { return p.count("refresh_token") >= 2 }, "two refreshes")
+	issued := append(p.requests("/token", "authorization_code"), p.requests("/token", "refresh_token")...)
+	for i := 1; i < len(issued); i++ {
+		if life := issued[i].At.Sub(issued[i-1].At); life >= 12*time.Second {
+			t.Errorf("token %d was refreshed %v after it was issued, after it had expired", i, life)
+		}
+	}
+	if _, errOut, code := s.run("show", "acct"); code != 0 {
+		t.Errorf("show between refreshes: %q", errOut)
+	}
+}
+
 // TestE2ETransientErrorIfCmd: after 6 consecutive transient failures a
 // failing transient_error_if_cmd makes the error permanent.
 func TestE2ETransientErrorIfCmd(t *testing.T) {

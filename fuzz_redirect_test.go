@@ -109,7 +109,7 @@ func FuzzRedirect(f *testing.F) {
 	st := newState(ctx, &Config{Accounts: []*Account{pend, act}}, offlineProvider())
 	f.Cleanup(func() { st.events.close(0) })
 	st.httpPort = fuzzPort
-	activate(st, "act", wallClock(), time.Hour, "pzRT-act")
+	activate(st, "act", time.Now(), time.Hour, "pzRT-act")
 	st.mu.Lock()
 	actVersion := st.accts["act"].version
 	st.mu.Unlock()

@@ -342,9 +342,10 @@ func TestE2ENoSecretsAcrossRefreshDumpRestore(t *testing.T) {
 	}
 }
 
-// testClock is an injectable wall clock safe to read from the refresher's
-// goroutine while the test moves it.
-type testClock struct{ ns atomic.Int64 }
+// testClock is an injectable pair of clocks safe to read from the
+// refresher's goroutine while the test moves it. advance moves only the
+// wall clock, as a suspended laptop does.
+type testClock struct{ ns, mono atomic.Int64 }
 
 func newTestClock() *testClock {
 	c := &testClock{}
@@ -353,6 +354,7 @@ func newTestClock() *testClock {
 }
 
 func (c *testClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) stamp() stamp            { return stamp{c.now(), time.Duration(c.mono.Load())} }
 func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // runningState makes a state for accts on a test clock and runs its
@@ -362,7 +364,7 @@ func runningState(t *testing.T, prov *provider, accts ...*Account) (*state, *tes
 	ctx, cancel := context.WithCancel(context.Background())
 	s := newState(ctx, &Config{Accounts: accts}, prov)
 	clock := newTestClock()
-	s.now = clock.now
+	s.clock = clock.stamp
 	done := make(chan struct{})
 	go func() {
 		s.refresher(ctx)
@@ -483,7 +485,7 @@ func TestRefresherCatchesUpAfterSuspend(t *testing.T) {
 		t.Fatalf("token requests after the jump: %+v", reqs)
 	}
 	a := accountState(s, "a")
-	if !a.obtained.Equal(clock.now()) || !a.expiry.Equal(clock.now().Add(3599*time.Second)) {
+	if !a.obtained.wall.Equal(clock.now()) || !a.expiry.Equal(clock.now().Add(3599*time.Second)) {
 		t.Errorf("refreshed token obtained %v, expires %v; want the post-suspend clock", a.obtained, a.expiry)
 	}
 }

@@ -145,18 +145,9 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // authURL builds the URL the user opens to authorise pizauth (SPEC.md §5).
 // Parameters are appended textually, so auth_uri (and any query it already
-// has) is kept byte for byte. The client secret is never included.
-func authURL(a *Account, redirectURI, state, challenge string) (string, error) {
-	if a.AuthURI == "" {
-		return "", fmt.Errorf("account '%s' has no auth_uri", a.Name)
-	}
-	u, err := url.Parse(a.AuthURI)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("auth_uri %q of account '%s' is not an http or https URL", a.AuthURI, a.Name)
-	}
-	if strings.Contains(a.AuthURI, "#") {
-		return "", fmt.Errorf("auth_uri %q of account '%s' must not contain a #fragment", a.AuthURI, a.Name)
-	}
+// has, which the configuration's URL rule allows) is kept byte for byte.
+// The client secret is never included.
+func authURL(a *Account, redirectURI, state, challenge string) string {
 	var b strings.Builder
 	b.WriteString(a.AuthURI)
 	sep := ""
@@ -187,7 +178,7 @@ func authURL(a *Account, redirectURI, state, challenge string) (string, error) {
 	for _, kv := range a.AuthURIFields {
 		add(kv.Key, kv.Value)
 	}
-	return b.String(), nil
+	return b.String()
 }
 
 // post is the one place that sends a form to a provider. It adds client
@@ -198,10 +189,10 @@ func authURL(a *Account, redirectURI, state, challenge string) (string, error) {
 // *tokenError; status and contentType are set whenever a response arrived.
 // form is not modified.
 func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Values) (status int, contentType string, body []byte, err error) {
-	u, perr := url.Parse(uri)
-	if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return 0, "", nil, &tokenError{Msg: fmt.Sprintf("endpoint %q is not an http or https URL; fix it in the configuration", uri)}
+	if err := checkURL(uri); err != nil {
+		return 0, "", nil, &tokenError{Msg: fmt.Sprintf("an endpoint URL %v; fix it in the configuration", err)}
 	}
+	u, _ := url.Parse(uri)
 	host := u.Host
 
 	vals := make(url.Values, len(form)+2)
@@ -319,6 +310,16 @@ func (p *provider) exchangeCode(ctx context.Context, a *Account, code, verifier,
 				Msg: fmt.Sprintf("gave up retrying the token request: %s", te.Msg)}
 		}
 	}
+}
+
+// clientCredentials asks for an app-only token (RFC 6749 §4.4) with the
+// account's client authentication; the caller schedules any retry.
+func (p *provider) clientCredentials(ctx context.Context, a *Account) (tokenResult, error) {
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if len(a.Scopes) > 0 {
+		form.Set("scope", strings.Join(a.Scopes, " "))
+	}
+	return p.tokenRequest(ctx, a, form)
 }
 
 // refresh uses a refresh token once; the caller schedules any retry.

@@ -17,40 +17,34 @@ const maxSleep = 37 * time.Second
 // as in the original, and a zero must not make the server spin.
 const minPacing = time.Second
 
-// refreshDue is when an Active token with a refresh token should next be
-// refreshed (SPEC §7): after a failed attempt, refresh_retry after that
-// attempt; otherwise refresh_before_expiry before it expires, or
-// refresh_at_least after it was obtained, whichever comes first.
+// refreshWait is how long from now until a renewable Active token should
+// next be refreshed; zero or less means now. age is how long ago the token
+// was obtained, sinceAttempt how long ago the last attempt started.
 //
+// SPEC §7: after a failed attempt, refresh_retry after that attempt;
+// otherwise refresh_before_expiry before the token expires, or
+// refresh_at_least after it was obtained, whichever comes first.
 // refresh_retry only paces retries: applied to the first refresh, it would
 // let a token that lives less than refresh_retry expire before its refresh.
 // Against a provider that sends `expires_in: 0` (or 1), the expiry-based
 // time is never sooner than the larger of minPacing and half the token's
-// lifetime after it was obtained; refresh_at_least still applies to
-// long-lived tokens, with minPacing as its own floor.
-func refreshDue(acct *Account, obtained, expiry, lastAttempt time.Time, failures int) time.Time {
+// lifetime; refresh_at_least still applies to long-lived tokens, with
+// minPacing as its own floor.
+func refreshWait(acct *Account, lifetime, age, sinceAttempt time.Duration, failures int) time.Duration {
 	if failures > 0 {
-		return lastAttempt.Add(max(acct.RefreshRetry, minPacing))
+		return max(acct.RefreshRetry, minPacing) - sinceAttempt
 	}
-	due := expiry.Add(-acct.RefreshBeforeExpiry)
-	if t := obtained.Add(max(minPacing, expiry.Sub(obtained)/2)); due.Before(t) {
-		due = t
-	}
-	if t := obtained.Add(max(minPacing, acct.RefreshAtLeast)); t.Before(due) {
-		due = t
-	}
-	return due
+	due := max(lifetime-acct.RefreshBeforeExpiry, minPacing, lifetime/2)
+	due = min(due, max(minPacing, acct.RefreshAtLeast))
+	return due - age
 }
 
-// sleepFor is how long the refresher sleeps when the next thing is due at
-// next (the zero time meaning nothing is due).
-func sleepFor(now, next time.Time) time.Duration {
-	if next.IsZero() {
-		return maxSleep
-	}
-	d := next.Sub(now)
+// sleepFor is how long the refresher sleeps when the next thing is due in
+// d (negative: nothing is due). Timers run on the monotonic clock, which
+// stops while a laptop sleeps, so it never sleeps longer than maxSleep.
+func sleepFor(d time.Duration) time.Duration {
 	if d < 0 {
-		return 0
+		return maxSleep
 	}
 	return min(d, maxSleep)
 }
@@ -59,54 +53,57 @@ func sleepFor(now, next time.Time) time.Duration {
 type job func()
 
 // due finds the work that is due at now, records that it has started, and
-// returns it with the time the next thing falls due (zero if nothing will).
-func (s *state) due(now time.Time) ([]job, time.Time) {
+// returns it with how long until the next thing falls due (negative if
+// nothing will).
+func (s *state) due(now stamp) ([]job, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var jobs []job
-	var next time.Time
-	later := func(t time.Time) {
-		if next.IsZero() || t.Before(next) {
-			next = t
+	next := time.Duration(-1)
+	later := func(d time.Duration) {
+		if next < 0 || d < next {
+			next = max(d, 0)
 		}
 	}
+	notifyEvery := max(s.conf.AuthNotifyInterval, minPacing)
 	for name, a := range s.accts {
 		switch a.kind {
 		case kindActive:
 			if a.refreshing {
 				continue
 			}
-			if a.refresh == "" {
-				if !now.Before(a.expiry) {
+			if !a.renewable() {
+				if a.expired(now) {
 					// Without a refresh token the only way on is a new
 					// authorisation, which the next `show` starts.
 					a.reset()
 					a.version = s.bump()
 					s.events.push(name, "token_invalidated")
-					logInfo("Account '%s': token expired and there is no refresh token", name)
+					jobs = append(jobs, func() { logInfo("Account '%s': token expired and there is no refresh token", name) })
 					continue
 				}
-				later(a.expiry)
+				later(a.lifetime - elapsed(now, a.obtained))
 				continue
 			}
-			t := refreshDue(a.acct, a.obtained, a.expiry, a.lastAttempt, a.failures)
-			if now.Before(t) {
-				later(t)
+			if d := refreshWait(a.acct, a.lifetime, elapsed(now, a.obtained), elapsed(now, a.lastAttempt), a.failures); d > 0 {
+				later(d)
 				continue
 			}
 			jobs = append(jobs, s.claimRefresh(name, a, now))
 		case kindPending:
-			if isDevice(a.acct) && a.device != nil {
-				if !now.Before(a.deviceExpiry) {
+			if a.device != nil {
+				left := a.device.ExpiresIn - elapsed(now, a.deviceStart)
+				if left <= 0 {
 					version := a.version
 					jobs = append(jobs, func() {
 						s.authFailed(name, version, fmt.Sprintf("Device authorisation failed: the code expired before it was approved; run 'pizauth show %s' to get a new one", name))
 					})
 					continue
 				}
+				later(left)
 				if !a.polling {
-					if now.Before(a.nextPoll) {
-						later(a.nextPoll)
+					if d := a.interval - elapsed(now, a.lastPoll); d > 0 {
+						later(d)
 					} else {
 						a.polling = true
 						ctx := s.workCtx(a)
@@ -114,19 +111,18 @@ func (s *state) due(now time.Time) ([]job, time.Time) {
 						jobs = append(jobs, func() { s.pollDevice(ctx, name, version, acct, dc) })
 					}
 				}
-				later(a.deviceExpiry)
 			}
-			if s.conf.AuthNotifyCmd == "" || a.exchanging || (isDevice(a.acct) && a.device == nil) {
+			if s.conf.AuthNotifyCmd == "" || a.exchanging || isCC(a.acct) || (isDevice(a.acct) && a.device == nil) {
 				continue
 			}
-			interval := max(s.conf.AuthNotifyInterval, minPacing)
-			t := a.lastNotify.Add(interval)
-			if !a.lastNotify.IsZero() && now.Before(t) {
-				later(t)
-				continue
+			if !a.lastNotify.wall.IsZero() {
+				if d := notifyEvery - elapsed(now, a.lastNotify); d > 0 {
+					later(d)
+					continue
+				}
 			}
 			a.lastNotify = now
-			later(now.Add(interval))
+			later(notifyEvery)
 			cmd, u, code := s.conf.AuthNotifyCmd, a.url, ""
 			if a.device != nil {
 				u, code = a.device.notifyURL(), a.device.UserCode
@@ -143,12 +139,11 @@ func (s *state) refresher(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		now := s.now()
-		jobs, next := s.due(now)
+		jobs, next := s.due(s.clock())
 		for _, j := range jobs {
 			go j()
 		}
-		timer.Reset(sleepFor(now, next))
+		timer.Reset(sleepFor(next))
 		select {
 		case <-ctx.Done():
 			return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -14,62 +15,74 @@ func schedAccount(name string) *Account {
 	}
 }
 
-func TestRefreshDue(t *testing.T) {
+func TestRefreshWait(t *testing.T) {
 	acct := schedAccount("a")
-	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	zero := schedAccount("zero")
+	zero.RefreshRetry, zero.RefreshAtLeast, zero.RefreshBeforeExpiry = 0, 0, 0
 	for _, tc := range []struct {
-		name        string
-		expiresIn   time.Duration
-		lastAttempt time.Duration // after t0
-		failures    int
-		want        time.Duration // after t0
+		name         string
+		acct         *Account
+		lifetime     time.Duration
+		sinceAttempt time.Duration
+		failures     int
+		due          time.Duration // after the token was obtained, or after the last attempt
 	}{
-		{"short-lived token: before expiry", time.Hour, 0, 0, time.Hour - 90*time.Second},
-		{"long-lived token: refresh_at_least", 24 * time.Hour, 0, 0, 90 * time.Minute},
-		{"token shorter than refresh_before_expiry: half its lifetime", 30 * time.Second, 0, 0, 15 * time.Second},
-		{"12 s token, 6 s before expiry: refresh_retry does not postpone it", 12 * time.Second, 0, 0, 6 * time.Second},
-		{"expires_in 0: no tight loop", 0, 0, 0, time.Second},
-		{"expires_in 1: no tight loop", time.Second, 0, 0, time.Second},
-		{"after a failure: retry interval", time.Hour, 10 * time.Minute, 1, 10*time.Minute + 40*time.Second},
-		{"after many failures: still the retry interval", time.Hour, 2 * time.Hour, 7, 2*time.Hour + 40*time.Second},
+		{"short-lived token: before expiry", acct, time.Hour, 0, 0, time.Hour - 90*time.Second},
+		{"long-lived token: refresh_at_least", acct, 24 * time.Hour, 0, 0, 90 * time.Minute},
+		{"token shorter than refresh_before_expiry: half its lifetime", acct, 30 * time.Second, 0, 0, 15 * time.Second},
+		{"12 s token, 6 s before expiry: refresh_retry does not postpone it", func() *Account { a := schedAccount("b"); a.RefreshBeforeExpiry = 6 * time.Second; return a }(), 12 * time.Second, 0, 0, 6 * time.Second},
+		{"expires_in 0: no tight loop", acct, 0, 0, 0, time.Second},
+		{"expires_in 1: no tight loop", acct, time.Second, 0, 0, time.Second},
+		{"after a failure: retry interval", acct, time.Hour, 0, 1, 40 * time.Second},
+		{"after many failures: still the retry interval", acct, time.Hour, 0, 7, 40 * time.Second},
+		{"all times 0s: a one-second floor", zero, time.Hour, 0, 0, time.Second},
+		{"refresh_retry 0s after a failure: a one-second floor", zero, time.Hour, 0, 3, time.Second},
 	} {
-		got := refreshDue(acct, t0, t0.Add(tc.expiresIn), t0.Add(tc.lastAttempt), tc.failures)
-		if want := t0.Add(tc.want); !got.Equal(want) {
-			t.Errorf("%s: due %v, want %v", tc.name, got.Sub(t0), tc.want)
+		for _, age := range []time.Duration{0, 10 * time.Second} {
+			since := tc.sinceAttempt + age
+			got := refreshWait(tc.acct, tc.lifetime, age, since, tc.failures)
+			if want := tc.due - age; got != want {
+				t.Errorf("%s, %v on: wait %v, want %v", tc.name, age, got, want)
+			}
 		}
 	}
 }
 
 func TestSleepFor(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		next time.Time
-		want time.Duration
-	}{
-		{time.Time{}, maxSleep},
-		{now.Add(-time.Hour), 0},
-		{now.Add(5 * time.Second), 5 * time.Second},
-		{now.Add(10 * time.Hour), maxSleep},
+	for _, tc := range []struct{ next, want time.Duration }{
+		{-1, maxSleep},
+		{0, 0},
+		{5 * time.Second, 5 * time.Second},
+		{10 * time.Hour, maxSleep},
 	} {
-		if got := sleepFor(now, tc.next); got != tc.want {
-			t.Errorf("sleepFor(%v) = %v, want %v", tc.next.Sub(now), got, tc.want)
+		if got := sleepFor(tc.next); got != tc.want {
+			t.Errorf("sleepFor(%v) = %v, want %v", tc.next, got, tc.want)
 		}
 	}
 }
 
-// fakeClock is an injectable wall clock that tests move by hand.
-type fakeClock struct{ t time.Time }
+// fakeClock is an injectable pair of clocks that tests move by hand:
+// advance moves both, as time passing does; suspend moves only the wall
+// clock, as a laptop asleep does; step moves only the wall clock, as NTP
+// or a restored VM snapshot does.
+type fakeClock struct {
+	t    time.Time
+	mono time.Duration
+}
 
 func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *fakeClock) stamp() stamp            { return stamp{c.t, c.mono} }
+func (c *fakeClock) advance(d time.Duration) { c.t, c.mono = c.t.Add(d), c.mono+d }
+func (c *fakeClock) suspend(d time.Duration) { c.t = c.t.Add(d) }
+func (c *fakeClock) step(d time.Duration)    { c.t = c.t.Add(d) }
 
 func newTestState(t *testing.T, conf *Config) (*state, *fakeClock) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	s := newState(ctx, conf, newProvider())
-	clock := &fakeClock{time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
-	s.now = clock.now
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	s.clock = clock.stamp
 	s.httpPort = 8080
 	return s, clock
 }
@@ -80,53 +93,85 @@ func activate(s *state, name string, now time.Time, life time.Duration, refresh 
 	a := s.accts[name]
 	a.kind, a.version = kindActive, s.bump()
 	a.access, a.refresh = "access-"+name, refresh
-	a.obtained, a.expiry = now, now.Add(life)
+	a.obtained, a.lifetime, a.expiry = s.stampAt(now), life, now.Add(life)
 }
 
 // A laptop that sleeps past a token's due time refreshes it in the first
-// wake-up after it resumes: due times are wall-clock instants.
+// wake-up after it resumes: the wall clock shows the time asleep.
 func TestDueAfterSuspend(t *testing.T) {
 	s, clock := newTestState(t, &Config{Accounts: []*Account{schedAccount("a"), schedAccount("b")}})
 	activate(s, "a", clock.now(), time.Hour, "rt")
 	activate(s, "b", clock.now(), 3*time.Hour, "rt")
 
-	jobs, next := s.due(clock.now())
+	jobs, next := s.due(clock.stamp())
 	if len(jobs) != 0 {
 		t.Fatalf("%d jobs due on a fresh token", len(jobs))
 	}
-	if want := clock.now().Add(time.Hour - 90*time.Second); !next.Equal(want) {
-		t.Fatalf("next due %v, want %v", next, want)
+	if want := time.Hour - 90*time.Second; next != want {
+		t.Fatalf("next due in %v, want %v", next, want)
 	}
-	if d := sleepFor(clock.now(), next); d != maxSleep {
+	if d := sleepFor(next); d != maxSleep {
 		t.Fatalf("refresher would sleep %v, want the %v cap", d, maxSleep)
 	}
 
-	clock.advance(5 * time.Hour) // the lid was closed
-	jobs, _ = s.due(clock.now())
+	clock.suspend(5 * time.Hour) // the lid was closed
+	jobs, _ = s.due(clock.stamp())
 	if len(jobs) != 2 {
 		t.Fatalf("%d jobs due after the jump, want both accounts", len(jobs))
 	}
 	s.mu.Lock()
 	for _, name := range []string{"a", "b"} {
-		if a := s.accts[name]; !a.refreshing || !a.lastAttempt.Equal(clock.now()) {
+		if a := s.accts[name]; !a.refreshing || !a.lastAttempt.wall.Equal(clock.now()) {
 			t.Errorf("%s: refreshing=%v lastAttempt=%v", name, a.refreshing, a.lastAttempt)
 		}
 	}
 	s.mu.Unlock()
 	// A refresh in flight is never started twice.
-	if jobs, _ := s.due(clock.now()); len(jobs) != 0 {
+	if jobs, _ := s.due(clock.stamp()); len(jobs) != 0 {
 		t.Fatalf("%d jobs started while refreshes are in flight", len(jobs))
+	}
+}
+
+// A wall clock stepped backwards (NTP after a dual boot, a restored VM
+// snapshot) neither revives an expired token nor postpones its refresh:
+// the token's lifetime also runs on the monotonic clock.
+func TestClockSteppedBack(t *testing.T) {
+	s, clock := newTestState(t, &Config{Accounts: []*Account{schedAccount("a"), schedAccount("b")}})
+	activate(s, "a", clock.now(), time.Hour, "")
+	activate(s, "b", clock.now(), time.Hour, "rt")
+	clock.advance(30 * time.Minute)
+	clock.step(-3 * time.Hour)
+	if _, next := s.due(clock.stamp()); next != 30*time.Minute-90*time.Second {
+		t.Errorf("after a step back: next due in %v, want %v", next, 30*time.Minute-90*time.Second)
+	}
+	clock.advance(31 * time.Minute)
+	if tok, err := s.show("b", true); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("token past its lifetime shown after the wall clock went back 3 h: %q, %v", tok, err)
+	}
+	jobs, _ := s.due(clock.stamp())
+	s.mu.Lock()
+	kind := s.accts["a"].kind
+	s.mu.Unlock()
+	if kind != kindEmpty {
+		t.Errorf("expired token without a refresh token kept after a step back: kind %v", kind)
+	}
+	if len(jobs) != 1 { // a's log line; b's refresh was started by show
+		t.Errorf("%d jobs, want 1", len(jobs))
+	}
+	st := s.statusText()
+	if !strings.Contains(st, "a: No access token") || !strings.Contains(st, "b: Access token expired") {
+		t.Errorf("status after a step back:\n%s", st)
 	}
 }
 
 func TestDueWithoutRefreshToken(t *testing.T) {
 	s, clock := newTestState(t, &Config{Accounts: []*Account{schedAccount("a")}})
 	activate(s, "a", clock.now(), time.Hour, "")
-	if _, next := s.due(clock.now()); !next.Equal(clock.now().Add(time.Hour)) {
+	if _, next := s.due(clock.stamp()); next != time.Hour {
 		t.Fatalf("next = %v, want the expiry", next)
 	}
 	clock.advance(time.Hour)
-	s.due(clock.now())
+	s.due(clock.stamp())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if k := s.accts["a"].kind; k != kindEmpty {
@@ -140,17 +185,22 @@ func TestAuthNotificationsRepeat(t *testing.T) {
 	if _, err := s.show("a", false); err == nil {
 		t.Fatal("show on an empty account gave a token")
 	}
-	first := clock.now()
 	clock.advance(14 * time.Minute)
-	if jobs, next := s.due(clock.now()); len(jobs) != 0 || !next.Equal(first.Add(15*time.Minute)) {
-		t.Fatalf("%d jobs, next %v: notified too early", len(jobs), next)
+	if jobs, next := s.due(clock.stamp()); len(jobs) != 0 || next != time.Minute {
+		t.Fatalf("%d jobs, next in %v: notified too early", len(jobs), next)
 	}
 	clock.advance(time.Minute)
-	if jobs, _ := s.due(clock.now()); len(jobs) != 1 {
+	if jobs, _ := s.due(clock.stamp()); len(jobs) != 1 {
 		t.Fatalf("%d jobs at the interval, want one notification", len(jobs))
 	}
-	if jobs, _ := s.due(clock.now()); len(jobs) != 0 {
+	if jobs, _ := s.due(clock.stamp()); len(jobs) != 0 {
 		t.Fatalf("notified twice at the same instant")
+	}
+	// auth_notify_interval = 0s notifies at most once a second.
+	s.conf.AuthNotifyInterval = 0
+	clock.advance(999 * time.Millisecond)
+	if jobs, next := s.due(clock.stamp()); len(jobs) != 0 || next != time.Millisecond {
+		t.Fatalf("interval 0s: %d jobs, next in %v; want a one-second pace", len(jobs), next)
 	}
 }
 

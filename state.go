@@ -10,12 +10,14 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
 // tokenKind is where an account is in its life: no token, waiting for the
-// user to authorise in a browser (or on a device page), or holding a token.
+// user to authorise in a browser (or on a device page) or for a first
+// client-credentials answer, or holding a token.
 type tokenKind int
 
 const (
@@ -23,6 +25,30 @@ const (
 	kindPending
 	kindActive
 )
+
+// stamp is one instant read from two clocks. Decisions compare how much
+// time has passed since a stamp on both and take the larger (elapsed): the
+// wall clock keeps running while a laptop sleeps, so a token that expired
+// during a suspend is noticed at once; the monotonic clock never steps, so
+// a wall clock set back by NTP or a restored VM snapshot cannot make an
+// expired token look valid or postpone its refresh.
+type stamp struct {
+	wall time.Time     // shown to the user and stored in dumps
+	mono time.Duration // since the server started; stops during a suspend
+}
+
+// elapsed is how long has passed between then and now, by whichever clock
+// says more.
+func elapsed(now, then stamp) time.Duration {
+	return max(now.wall.Sub(then.wall), now.mono-then.mono)
+}
+
+var monoStart = time.Now()
+
+func realClock() stamp {
+	n := time.Now()
+	return stamp{n.Round(0), n.Sub(monoStart)}
+}
 
 // acctState is everything the server knows about one account. It is only
 // read or written with state.mu held.
@@ -51,30 +77,41 @@ type acctState struct {
 	// revoke or reload stops a device poll or refresh at once.
 	cancel context.CancelFunc
 
+	// The last request that failed, in any kind (a refresh, or a device
+	// or client-credentials request), and why: `show` reports it, and it
+	// paces the next attempt by refresh_retry.
+	lastAttempt stamp
+	lastErr     string
+
 	// Pending (authorisation-code flow).
 	authState   string // the OAuth2 state parameter
 	verifier    string // the PKCE code verifier
 	url         string // the authorisation URL shown to the user
 	redirectURI string // the exact redirect_uri sent, port filled in
 	exchanging  bool   // a code has arrived and is being exchanged
-	lastNotify  time.Time
+	lastNotify  stamp
+
+	// Pending on a first request (device authorisation or client
+	// credentials): what the shows that arrive meanwhile wait on.
+	first *firstAnswer
 
 	// Pending (device flow). device is nil until the device authorisation
 	// endpoint has answered.
-	device       *deviceAuth
-	deviceExpiry time.Time
-	pollInterval time.Duration
-	nextPoll     time.Time
-	polling      bool
+	device      *deviceAuth
+	deviceStart stamp
+	interval    time.Duration
+	lastPoll    stamp
+	polling     bool
 
-	// Active.
-	access      string
-	refresh     string // "" when the provider gave none
-	obtained    time.Time
-	expiry      time.Time
-	refreshing  bool
-	failures    int // consecutive transient refresh failures
-	lastAttempt time.Time
+	// Active. lifetime is what expires_in said; expiry is obtained.wall
+	// plus lifetime, for display and dumps only.
+	access     string
+	refresh    string // "" when the provider gave none
+	obtained   stamp
+	lifetime   time.Duration
+	expiry     time.Time
+	refreshing bool
+	failures   int // consecutive transient refresh failures
 }
 
 // reset returns the account to Empty, cancelling any work in flight. The
@@ -84,6 +121,56 @@ func (a *acctState) reset() {
 		a.cancel()
 	}
 	*a = acctState{acct: a.acct, version: a.version}
+}
+
+// expired says whether an Active token's lifetime has passed by either
+// clock.
+func (a *acctState) expired(now stamp) bool { return elapsed(now, a.obtained) >= a.lifetime }
+
+// renewable says whether an Active token can be replaced without a person:
+// with its refresh token, or by asking again for client credentials.
+func (a *acctState) renewable() bool { return a.refresh != "" || isCC(a.acct) }
+
+// firstWait is how long the first `show` of a device-flow or
+// client-credentials account waits for the provider, so that a person at a
+// terminal gets the code or the token on the first try, while a mail
+// program is never held up for long.
+const firstWait = 5 * time.Second
+
+// firstAnswer is a first request to a provider in flight. The goroutine
+// that makes the request closes done whatever happens; shows that arrive
+// before until wait for it without holding the lock.
+type firstAnswer struct {
+	done  chan struct{}
+	until time.Time
+}
+
+func newFirstAnswer() *firstAnswer {
+	return &firstAnswer{make(chan struct{}), time.Now().Add(firstWait)}
+}
+
+// waitable says whether a show arriving now should wait for the answer.
+func (f *firstAnswer) waitable() bool {
+	if f == nil {
+		return false
+	}
+	select {
+	case <-f.done:
+		return false
+	default:
+		return time.Now().Before(f.until)
+	}
+}
+
+// wait blocks until the answer is in, the window has passed, or ctx ends.
+func (f *firstAnswer) wait(ctx context.Context) {
+	t := time.NewTimer(time.Until(f.until))
+	defer t.Stop()
+	select {
+	case <-f.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // notifyURL is the URL auth_notify_cmd gets for a device request: the
@@ -98,17 +185,20 @@ func (d *deviceAuth) notifyURL() string {
 // isDevice says whether the account authorises with the device flow.
 func isDevice(acct *Account) bool { return acct.DeviceAuthURI != "" }
 
+// isCC says whether the account uses the client credentials grant.
+func isCC(acct *Account) bool { return acct.GrantType == grantClientCredentials }
+
 // state owns all accounts behind one lock. Critical sections are short and
-// never do network I/O, run hooks or touch the disk.
+// never do network I/O, run hooks, touch the disk or log.
 type state struct {
 	mu       sync.Mutex
 	conf     *Config
 	accts    map[string]*acctState
 	versions uint64
 
-	now    func() time.Time // wall clock, monotonic reading stripped
-	wakeCh chan struct{}    // pokes the refresher after a change
-	ctx    context.Context  // cancelled at shutdown
+	clock  func() stamp    // tests replace it to move time by hand
+	wakeCh chan struct{}   // pokes the refresher after a change
+	ctx    context.Context // cancelled at shutdown
 
 	prov   *provider
 	events *eventQueue
@@ -117,15 +207,13 @@ type state struct {
 	httpPort, httpsPort int // 0 when the listener is off
 }
 
-func wallClock() time.Time { return time.Now().Round(0) }
-
 // newState makes the state for conf. Listener ports are filled in by the
 // server once bound.
 func newState(ctx context.Context, conf *Config, prov *provider) *state {
 	s := &state{
 		conf:   conf,
 		accts:  make(map[string]*acctState, len(conf.Accounts)),
-		now:    wallClock,
+		clock:  realClock,
 		wakeCh: make(chan struct{}, 1),
 		ctx:    ctx,
 		prov:   prov,
@@ -139,6 +227,13 @@ func newState(ctx context.Context, conf *Config, prov *provider) *state {
 		s.accts[acct.Name] = &acctState{acct: acct, version: s.bump()}
 	}
 	return s
+}
+
+// stampAt is the stamp of a past wall-clock instant (a token obtained by
+// an earlier server), assuming the wall clock was right meanwhile.
+func (s *state) stampAt(wall time.Time) stamp {
+	now := s.clock()
+	return stamp{wall, now.mono - now.wall.Sub(wall)}
 }
 
 // bump returns a version never used before. Called with s.mu held.
@@ -170,10 +265,21 @@ func (s *state) workCtx(a *acctState) context.Context {
 	return ctx
 }
 
-// errUnavailable builds the message `show` and `refresh` give while an
-// account waits for the user.
+// pace is the least time between two attempts at the same request:
+// refresh_retry, never below minPacing.
+func pace(acct *Account) time.Duration { return max(acct.RefreshRetry, minPacing) }
+
+// inSeconds rounds a wait up to whole seconds for a message.
+func inSeconds(d time.Duration) time.Duration {
+	return max(time.Second, (d + time.Second - 1).Truncate(time.Second))
+}
+
+// unavailable is the answer of `show` and `refresh` while an account waits
+// for the user or for a first answer from its provider.
 func unavailable(a *acctState, noURL bool) error {
 	switch {
+	case isCC(a.acct):
+		return errors.New("Token unavailable: waiting for the token endpoint; try again in a few seconds")
 	case noURL:
 		return errors.New("Token unavailable until authorised")
 	case isDevice(a.acct) && a.device == nil:
@@ -186,121 +292,157 @@ func unavailable(a *acctState, noURL bool) error {
 
 func noAccount(name string) error { return fmt.Errorf("No account '%s'", name) }
 
-// show returns the account's token, or the error to show the user. It never
-// waits on the network: whatever slow work the request implies (a refresh,
-// a device authorisation) starts in the background.
+// show returns the account's token, or the error to show the user. Only
+// the first request of a device-flow or client-credentials account makes it
+// wait, for at most firstWait; everything else it implies (a refresh, a new
+// authorisation) starts in the background.
 func (s *state) show(name string, noURL bool) (string, error) {
+	return s.answer(name, noURL, false)
+}
+
+// refreshCmd asks for a new token: a refresh (or client-credentials
+// request) when the account has a renewable token, else a new
+// authorisation. Unlike show, it does not wait out refresh_retry after a
+// failure: the user asked for it.
+func (s *state) refreshCmd(name string, noURL bool) error {
+	_, err := s.answer(name, noURL, true)
+	return err
+}
+
+// answer does the work of show (explicit false) and refresh (true). It
+// waits at most once, for a first answer, then answers with what is there.
+func (s *state) answer(name string, noURL, explicit bool) (string, error) {
+	for waited := false; ; waited = true {
+		tok, wait, err := s.answerOnce(name, noURL, explicit && !waited)
+		if wait == nil || waited {
+			return tok, err
+		}
+		wait.wait(s.ctx)
+	}
+}
+
+// errRefreshing is the answer for an expired token while its refresh runs.
+var errRefreshing = errors.New("Access token has expired; a refresh is in progress: try again shortly")
+
+// answerOnce looks at the account once. It returns the token, or the error
+// to give the user, or a first request to wait for before looking again.
+func (s *state) answerOnce(name string, noURL, explicit bool) (string, *firstAnswer, error) {
 	s.mu.Lock()
 	a := s.accts[name]
 	if a == nil {
 		s.mu.Unlock()
-		return "", noAccount(name)
+		return "", nil, noAccount(name)
 	}
+	now := s.clock()
 	switch a.kind {
 	case kindActive:
-		if s.now().Before(a.expiry) {
+		if !a.expired(now) && !(explicit && a.renewable()) {
 			tok := a.access
 			s.mu.Unlock()
-			return tok, nil
+			return tok, nil, nil
 		}
-		if a.refresh != "" {
+		if a.renewable() {
+			var err error
+			var run job
+			switch {
+			case a.refreshing:
+				err = errRefreshing
+			case !explicit && elapsed(now, a.obtained) < minPacing:
+				// expires_in was 0: asking again at once could spin.
+				err = errors.New("Access token has expired: the provider issued it with no lifetime; try again shortly")
+			case !explicit && !a.lastAttempt.wall.IsZero() && elapsed(now, a.lastAttempt) < pace(a.acct):
+				err = fmt.Errorf("Access token has expired; the last refresh attempt failed (%s): the next is due in %s", a.lastErr, inSeconds(pace(a.acct)-elapsed(now, a.lastAttempt)))
+			default:
+				run, err = s.claimRefresh(name, a, now), errRefreshing
+			}
 			s.mu.Unlock()
-			s.startRefresh(name)
-			return "", errors.New("Access token has expired; a refresh is in progress: try again shortly")
+			if run != nil {
+				go run()
+			}
+			if explicit {
+				err = nil // the refresh is scheduled, or already running
+			}
+			return "", nil, err
 		}
-		// Expired and unrefreshable: only a new authorisation helps.
+		// Expired, or the user asked for a new token, and only a new
+		// authorisation helps.
 		a.reset()
 		a.version = s.bump()
 		s.events.push(name, "token_invalidated")
 	case kindPending:
+		wait := a.first
+		if !wait.waitable() {
+			wait = nil
+		}
 		err := unavailable(a, noURL)
 		s.mu.Unlock()
-		return "", err
+		return "", wait, err
 	}
-	s.mu.Unlock()
-	if err := s.beginAuth(name, noURL); err != nil {
-		return "", err
-	}
-	// A token arrived (a restore, say) between our look and beginAuth's:
-	// show that instead of an empty line.
-	return s.show(name, noURL)
-}
-
-// refresh asks for a new token: a refresh when there is a refresh token,
-// else a new authorisation.
-func (s *state) refreshCmd(name string, noURL bool) error {
-	s.mu.Lock()
-	a := s.accts[name]
-	if a == nil {
+	if (isCC(a.acct) || isDevice(a.acct)) && !explicit && a.lastErr != "" && elapsed(now, a.lastAttempt) < pace(a.acct) {
+		err := fmt.Errorf("%s; pizauth will try again in %s (or run 'pizauth refresh %s' now)", a.lastErr, inSeconds(pace(a.acct)-elapsed(now, a.lastAttempt)), name)
 		s.mu.Unlock()
-		return noAccount(name)
+		return "", nil, err
 	}
-	if a.kind == kindActive && a.refresh != "" {
-		s.mu.Unlock()
-		s.startRefresh(name)
-		return nil
-	}
-	if a.kind == kindPending {
+	if isCC(a.acct) || isDevice(a.acct) {
+		wait := s.beginRequest(name, a)
 		err := unavailable(a, noURL)
 		s.mu.Unlock()
-		return err
-	}
-	if a.kind == kindActive {
-		// A token without a refresh token can only be replaced by asking
-		// the user again, which is what `refresh` asks for.
-		a.reset()
-		a.version = s.bump()
-		s.events.push(name, "token_invalidated")
+		return "", wait, err
 	}
 	s.mu.Unlock()
-	return s.beginAuth(name, noURL)
+	if err, again := s.beginAuth(name, noURL); !again {
+		return "", nil, err
+	}
+	// The account changed under beginAuth (a restore, a reload): look
+	// at what it is now.
+	return s.answerOnce(name, noURL, explicit)
 }
 
-// beginAuth moves an Empty account to Pending, notifies the user and returns
-// the message that tells them where to authorise. Random values are made
-// before taking the lock; if the account changed meanwhile we start over.
-// It returns nil only if the account turned Active meanwhile.
-func (s *state) beginAuth(name string, noURL bool) error {
+// beginRequest moves an Empty device-flow or client-credentials account to
+// Pending and starts its first request. Called with s.mu held.
+func (s *state) beginRequest(name string, a *acctState) *firstAnswer {
+	first := newFirstAnswer()
+	a.reset()
+	a.kind, a.version, a.first = kindPending, s.bump(), first
+	ctx, version, acct := s.workCtx(a), a.version, a.acct
+	if isCC(acct) {
+		go s.requestCC(ctx, first, name, version, acct)
+	} else {
+		go s.deviceAuthorize(ctx, first, name, version, acct)
+	}
+	return first
+}
+
+// beginAuth moves an Empty code-flow account to Pending, notifies the user
+// and returns the message that tells them where to authorise. Random values
+// are made before taking the lock; if the account changed meanwhile we
+// start over. again reports that the account is no longer Empty, so that
+// the caller looks at it afresh.
+func (s *state) beginAuth(name string, noURL bool) (err error, again bool) {
 	for {
 		s.mu.Lock()
 		a := s.accts[name]
 		if a == nil {
 			s.mu.Unlock()
-			return noAccount(name)
+			return noAccount(name), false
 		}
 		if a.kind != kindEmpty {
-			err := unavailable(a, noURL)
-			if a.kind == kindActive {
-				err = nil
-			}
 			s.mu.Unlock()
-			return err
+			return nil, true
 		}
 		version, acct := a.version, a.acct
-		if isDevice(acct) {
-			a.kind = kindPending
-			a.version = s.bump()
-			ctx := s.workCtx(a)
-			go s.deviceAuthorize(ctx, name, a.version, acct)
-			err := unavailable(a, noURL)
-			s.mu.Unlock()
-			return err
-		}
 		redirect := s.redirectURI(acct)
 		s.mu.Unlock()
 
 		st, err := newStateParam()
 		if err != nil {
-			return fmt.Errorf("Can't make an authorisation request: %v", err)
+			return fmt.Errorf("Can't make an authorisation request: %v", err), false
 		}
 		verifier, err := newVerifier()
 		if err != nil {
-			return fmt.Errorf("Can't make an authorisation request: %v", err)
+			return fmt.Errorf("Can't make an authorisation request: %v", err), false
 		}
-		u, err := authURL(acct, redirect, st, challengeS256(verifier))
-		if err != nil {
-			return fmt.Errorf("Can't make an authorisation request: %v", err)
-		}
+		u := authURL(acct, redirect, st, challengeS256(verifier))
 
 		s.mu.Lock()
 		a = s.accts[name]
@@ -313,25 +455,28 @@ func (s *state) beginAuth(name string, noURL bool) error {
 		a.authState, a.verifier, a.url, a.redirectURI = st, verifier, u, redirect
 		cmd := s.conf.AuthNotifyCmd
 		if cmd != "" {
-			a.lastNotify = s.now()
+			a.lastNotify = s.clock()
 		}
 		s.mu.Unlock()
-		logInfo("Account '%s' needs authorisation: %s", name, u)
+		// Whoever reads the log must not be able to finish the login
+		// with their own account: the state stays out of it.
+		logInfo("Account '%s' needs authorisation: %s", name, strings.Replace(u, "state="+st, "state=…", 1))
 		notifyAuth(cmd, name, u, "")
 		s.wake()
-		return unavailable(&acctState{acct: acct, url: u}, noURL)
+		return unavailable(&acctState{acct: acct, url: u}, noURL), false
 	}
 }
 
 // redirectURI is the account's redirect URI with the port of the listener
-// that will receive it. Called with s.mu held.
+// that will receive it. Reload and start-up make sure that listener runs.
+// Called with s.mu held.
 func (s *state) redirectURI(acct *Account) string {
 	u, err := url.Parse(acct.RedirectURI)
 	if err != nil {
 		return acct.RedirectURI // the parser has validated it; unreachable
 	}
 	port := s.httpPort
-	if u.Scheme == "https" && s.httpsPort != 0 {
+	if u.Scheme == "https" {
 		port = s.httpsPort
 	}
 	u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(port))
@@ -368,6 +513,14 @@ func (s *state) pendingByState(st string) (pendingAuth, bool) {
 
 // authFailed returns a pending account to Empty and tells the user why.
 func (s *state) authFailed(name string, version uint64, msg string) {
+	s.failed(name, version, msg, false)
+}
+
+// failed is authFailed for every request. With paced set (a request that
+// `show` repeats by itself: device authorisation, client credentials), the
+// failure is also kept, so that the next show reports it and waits
+// refresh_retry before asking the provider again.
+func (s *state) failed(name string, version uint64, msg string, paced bool) {
 	s.mu.Lock()
 	a := s.accts[name]
 	if a == nil || a.version != version {
@@ -376,6 +529,9 @@ func (s *state) authFailed(name string, version uint64, msg string) {
 	}
 	a.reset()
 	a.version = s.bump()
+	if paced {
+		a.lastAttempt, a.lastErr = s.clock(), msg
+	}
 	cmd := s.conf.ErrorNotifyCmd
 	s.mu.Unlock()
 	notifyError(cmd, name, msg)
@@ -399,6 +555,9 @@ func (s *state) beginExchange(p pendingAuth, code string) bool {
 
 func (s *state) exchange(ctx context.Context, p pendingAuth, code string) {
 	res, err := s.prov.exchangeCode(ctx, p.acct, code, p.verifier, p.redirectURI)
+	if ctx.Err() != nil {
+		return // shutdown, revoke or reload: nobody is waiting for this
+	}
 	if err != nil {
 		logDebug("Code exchange for '%s' failed: %v", p.name, err)
 		s.authFailed(p.name, p.version, fmt.Sprintf("Authorisation failed: %v", err))
@@ -411,45 +570,37 @@ func (s *state) exchange(ctx context.Context, p pendingAuth, code string) {
 // the token was requested for.
 func (s *state) adopt(name string, version uint64, res tokenResult, event string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	a := s.accts[name]
 	if a == nil || a.version != version {
+		s.mu.Unlock()
 		logDebug("Discarding a token for '%s': the account changed while it was requested", name)
 		return false
 	}
-	now := s.now()
 	refresh := res.RefreshToken
 	if refresh == "" && a.kind == kindActive {
 		refresh = a.refresh // absent means keep the old one
+	}
+	if isCC(a.acct) {
+		refresh = "" // never used: renewal asks for client credentials again
 	}
 	a.reset()
 	a.kind = kindActive
 	a.version = s.bump()
 	a.access, a.refresh = res.AccessToken, refresh
-	a.obtained, a.expiry = now, now.Add(res.ExpiresIn)
+	a.obtained, a.lifetime = s.clock(), res.ExpiresIn
+	a.expiry = a.obtained.wall.Add(a.lifetime)
+	expiry := a.expiry
 	s.events.push(name, event)
-	logInfo("Account '%s': %s (expires %s)", name, event, a.expiry.Format(time.RFC1123Z))
+	s.mu.Unlock()
+	logInfo("Account '%s': %s (expires %s)", name, event, fmtTime(expiry))
 	s.wake()
 	return true
 }
 
-// startRefresh starts a background refresh unless one is already running.
-func (s *state) startRefresh(name string) {
-	s.mu.Lock()
-	a := s.accts[name]
-	if a == nil || a.kind != kindActive || a.refresh == "" || a.refreshing {
-		s.mu.Unlock()
-		return
-	}
-	run := s.claimRefresh(name, a, s.now())
-	s.mu.Unlock()
-	go run()
-}
-
 // claimRefresh records that a refresh of a starts now and returns the work
-// to run without the lock. Called with s.mu held, on an Active account with
-// a refresh token and no refresh in flight.
-func (s *state) claimRefresh(name string, a *acctState, now time.Time) job {
+// to run without the lock. Called with s.mu held, on an Active, renewable
+// account with no refresh in flight.
+func (s *state) claimRefresh(name string, a *acctState, now stamp) job {
 	a.refreshing = true
 	a.lastAttempt = now
 	ctx := s.workCtx(a)
@@ -461,8 +612,20 @@ func (s *state) claimRefresh(name string, a *acctState, now time.Time) job {
 // transient_error_if_cmd is asked whether to keep trying.
 const transientLimit = 6
 
+// doRefresh renews a token (with its refresh token, or with new client
+// credentials) and classifies a failure: a transient one keeps the token
+// and is retried after refresh_retry, a permanent one drops it.
 func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct *Account, rt string) {
-	res, err := s.prov.refresh(ctx, acct, rt)
+	var res tokenResult
+	var err error
+	if isCC(acct) {
+		res, err = s.prov.clientCredentials(ctx, acct)
+	} else {
+		res, err = s.prov.refresh(ctx, acct, rt)
+	}
+	if ctx.Err() != nil {
+		return // shutdown, revoke or reload: nobody is waiting for this
+	}
 	if err == nil {
 		s.adopt(name, version, res, "token_refreshed")
 		return
@@ -477,12 +640,10 @@ func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct
 	}
 	if transient {
 		a.failures++
-		a.lastAttempt = s.now()
-		ask := a.failures%transientLimit == 0 && s.conf.TransientErrorIfCmd != ""
-		cmd := s.conf.TransientErrorIfCmd
-		if !ask {
+		a.lastErr = err.Error()
+		n, cmd := a.failures, s.conf.TransientErrorIfCmd
+		if n%transientLimit != 0 || cmd == "" {
 			a.refreshing = false
-			n := a.failures
 			s.mu.Unlock()
 			logWarn("Transient error refreshing '%s' (attempt %d), will retry: %v", name, n, err)
 			s.wake()
@@ -493,6 +654,9 @@ func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct
 		s.mu.Unlock()
 		logWarn("Transient error refreshing '%s', asking transient_error_if_cmd: %v", name, err)
 		code, _ := runHook(ctx, "transient_error_if_cmd", cmd, []string{"PIZAUTH_ACCOUNT=" + name}, transientHookTimeout)
+		if ctx.Err() != nil {
+			return
+		}
 		s.mu.Lock()
 		a = s.accts[name]
 		if a == nil || a.version != version {
@@ -507,8 +671,10 @@ func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct
 		}
 		err = fmt.Errorf("%v (transient_error_if_cmd made it permanent)", err)
 	}
+	started := a.lastAttempt
 	a.reset()
 	a.version = s.bump()
+	a.lastAttempt, a.lastErr = started, fmt.Sprintf("Token refresh failed: %v", err)
 	s.events.push(name, "token_invalidated")
 	cmd := s.conf.ErrorNotifyCmd
 	s.mu.Unlock()
@@ -516,11 +682,43 @@ func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct
 	s.wake()
 }
 
+// requestCC asks for a first client-credentials token.
+func (s *state) requestCC(ctx context.Context, first *firstAnswer, name string, version uint64, acct *Account) {
+	defer close(first.done)
+	res, err := s.prov.clientCredentials(ctx, acct)
+	switch {
+	case ctx.Err() != nil:
+	case err == nil:
+		s.adopt(name, version, res, "token_new")
+	default:
+		var te *tokenError
+		if errors.As(err, &te) && te.Transient {
+			// Nothing the user can do: say so in the log and to the
+			// next show, and try again after refresh_retry.
+			logWarn("Transient error requesting a token for '%s', will retry: %v", name, err)
+			s.mu.Lock()
+			if a := s.accts[name]; a != nil && a.version == version {
+				a.reset()
+				a.version = s.bump()
+				a.lastAttempt, a.lastErr = s.clock(), fmt.Sprintf("Token request failed: %v", err)
+			}
+			s.mu.Unlock()
+			s.wake()
+			return
+		}
+		s.failed(name, version, fmt.Sprintf("Token request failed: %v", err), true)
+	}
+}
+
 // deviceAuthorize asks the device authorisation endpoint for a user code.
-func (s *state) deviceAuthorize(ctx context.Context, name string, version uint64, acct *Account) {
+func (s *state) deviceAuthorize(ctx context.Context, first *firstAnswer, name string, version uint64, acct *Account) {
+	defer close(first.done)
 	da, err := s.prov.deviceAuthorize(ctx, acct)
+	if ctx.Err() != nil {
+		return
+	}
 	if err != nil {
-		s.authFailed(name, version, fmt.Sprintf("Device authorisation failed: %v", err))
+		s.failed(name, version, fmt.Sprintf("Device authorisation failed: %v", err), true)
 		return
 	}
 	s.mu.Lock()
@@ -529,19 +727,18 @@ func (s *state) deviceAuthorize(ctx context.Context, name string, version uint64
 		s.mu.Unlock()
 		return
 	}
-	now := s.now()
+	now := s.clock()
 	a.device = &da
-	a.deviceExpiry = now.Add(da.ExpiresIn)
-	a.pollInterval = da.Interval
-	a.nextPoll = now.Add(da.Interval)
+	a.deviceStart, a.lastPoll, a.interval = now, now, da.Interval
 	cmd := s.conf.AuthNotifyCmd
 	if cmd != "" {
 		a.lastNotify = now
 	}
 	s.mu.Unlock()
-	u := da.notifyURL()
-	logInfo("Account '%s' needs authorisation: %s with code %s", name, da.VerificationURI, da.UserCode)
-	notifyAuth(cmd, name, u, da.UserCode)
+	// The user code would let a log reader finish the login with their
+	// own account: only the page to visit is logged.
+	logInfo("Account '%s' needs authorisation at %s", name, da.VerificationURI)
+	notifyAuth(cmd, name, da.notifyURL(), da.UserCode)
 	s.wake()
 }
 
@@ -549,6 +746,9 @@ func (s *state) deviceAuthorize(ctx context.Context, name string, version uint64
 // device request.
 func (s *state) pollDevice(ctx context.Context, name string, version uint64, acct *Account, deviceCode string) {
 	res, err := s.prov.pollDevice(ctx, acct, deviceCode)
+	if ctx.Err() != nil {
+		return
+	}
 	if err == nil {
 		s.adopt(name, version, res, "token_new")
 		return
@@ -566,7 +766,7 @@ func (s *state) pollDevice(ctx context.Context, name string, version uint64, acc
 	// status such as 429, and it must still lengthen the interval.
 	switch {
 	case te != nil && te.Code == "slow_down":
-		a.pollInterval += 5 * time.Second
+		a.interval += 5 * time.Second
 	case te != nil && te.Code == "authorization_pending", te != nil && te.Transient:
 	default:
 		msg := fmt.Sprintf("Device authorisation failed: %v", err)
@@ -580,7 +780,7 @@ func (s *state) pollDevice(ctx context.Context, name string, version uint64, acc
 		s.authFailed(name, version, msg)
 		return
 	}
-	a.nextPoll = s.now().Add(a.pollInterval)
+	a.lastPoll = s.clock()
 	s.mu.Unlock()
 	s.wake()
 }
@@ -616,17 +816,22 @@ func (s *state) revoke(name string) error {
 func (s *state) revokeAtProvider(cmd string, acct *Account, access, refresh string) {
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Minute)
 	defer cancel()
-	if refresh != "" {
-		if err := s.prov.revoke(ctx, acct, refresh, "refresh_token"); err != nil {
-			notifyError(cmd, acct.Name, fmt.Sprintf("Revoking the refresh token at the provider failed: %v; it is forgotten locally, but may stay valid at the provider until it expires or you revoke it there", err))
-		} else {
-			logInfo("Account '%s': refresh token revoked at the provider", acct.Name)
+	for _, t := range [...]struct{ tok, hint, what string }{
+		{refresh, "refresh_token", "refresh token"},
+		{access, "access_token", "access token"},
+	} {
+		if t.tok == "" {
+			continue
 		}
-	}
-	if err := s.prov.revoke(ctx, acct, access, "access_token"); err != nil {
-		notifyError(cmd, acct.Name, fmt.Sprintf("Revoking the access token at the provider failed: %v; it is forgotten locally, but may stay valid at the provider until it expires", err))
-	} else {
-		logInfo("Account '%s': access token revoked at the provider", acct.Name)
+		err := s.prov.revoke(ctx, acct, t.tok, t.hint)
+		switch {
+		case s.ctx.Err() != nil:
+			return
+		case err != nil:
+			notifyError(cmd, acct.Name, fmt.Sprintf("Revoking the %s at the provider failed: %v; it is forgotten locally, but may stay valid at the provider until it expires or you revoke it there", t.what, err))
+		default:
+			logInfo("Account '%s': %s revoked at the provider", acct.Name, t.what)
+		}
 	}
 }
 
@@ -634,6 +839,7 @@ func (s *state) revokeAtProvider(cmd string, acct *Account, access, refresh stri
 // config is unchanged keep their state (and version); the others start
 // Empty with a new version, which also discards their in-flight work.
 func (s *state) reload(conf *Config) {
+	var changed []string
 	s.mu.Lock()
 	accts := make(map[string]*acctState, len(conf.Accounts))
 	for _, acct := range conf.Accounts {
@@ -645,7 +851,7 @@ func (s *state) reload(conf *Config) {
 		}
 		if old != nil {
 			old.reset()
-			logInfo("Account '%s' changed: its token state is dropped", acct.Name)
+			changed = append(changed, acct.Name)
 		}
 		accts[acct.Name] = &acctState{acct: acct, version: s.bump()}
 	}
@@ -657,6 +863,9 @@ func (s *state) reload(conf *Config) {
 	s.accts = accts
 	s.conf = conf
 	s.mu.Unlock()
+	for _, name := range changed {
+		logInfo("Account '%s' changed: its token state is dropped", name)
+	}
 	s.wake()
 }
 
@@ -671,7 +880,7 @@ func (s *state) snapshot() []dumpEntry {
 		if a.kind == kindActive {
 			e.Active = true
 			e.AccessToken, e.RefreshToken = a.access, a.refresh
-			e.Obtained, e.Expiry = a.obtained, a.expiry
+			e.Obtained, e.Expiry = a.obtained.wall, a.expiry
 		}
 		entries = append(entries, e)
 	}
@@ -682,18 +891,18 @@ func (s *state) snapshot() []dumpEntry {
 // security-relevant config is unchanged and which hold no Active token now.
 // It returns how many tokens it adopted.
 //
-// A dumped token that has expired and has no refresh token is skipped: the
+// A dumped token that has expired and cannot be renewed is skipped: the
 // refresher would drop it at once, and adopting it first would throw away
 // a pending authorisation and report a token_invalidated for a token the
 // server never used.
 func (s *state) restore(entries []dumpEntry) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	now := s.clock()
 	n := 0
 	for _, e := range entries {
 		a := s.accts[e.Name]
-		if !e.Active || a == nil || a.kind == kindActive || e.RefreshToken == "" && !now.Before(e.Expiry) {
+		if !e.Active || a == nil || a.kind == kindActive || e.RefreshToken == "" && !isCC(a.acct) && !now.wall.Before(e.Expiry) {
 			continue
 		}
 		// Last, as the only check that allocates.
@@ -704,7 +913,7 @@ func (s *state) restore(entries []dumpEntry) int {
 		a.kind = kindActive
 		a.version = s.bump()
 		a.access, a.refresh = e.AccessToken, e.RefreshToken
-		a.obtained, a.expiry = e.Obtained, e.Expiry
+		a.obtained, a.lifetime, a.expiry = s.stampAt(e.Obtained), e.Expiry.Sub(e.Obtained), e.Expiry
 		n++
 	}
 	if n > 0 {
@@ -713,7 +922,7 @@ func (s *state) restore(entries []dumpEntry) int {
 	return n
 }
 
-// statusLines is the text of `pizauth status`.
+// statusText is the text of `pizauth status`.
 func (s *state) statusText() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -722,7 +931,7 @@ func (s *state) statusText() string {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	now := s.now()
+	now := s.clock()
 	var b []byte
 	for _, name := range names {
 		a := s.accts[name]
@@ -731,20 +940,22 @@ func (s *state) statusText() string {
 		switch {
 		case a.kind == kindEmpty:
 			b = append(b, "No access token"...)
+		case a.kind == kindPending && isCC(a.acct):
+			b = append(b, "Access token requested (waiting for the token endpoint)"...)
 		case a.kind == kindPending:
 			b = append(b, "Access token pending authentication"...)
 			if a.device != nil {
 				b = fmt.Appendf(b, " (code %s at %s)", a.device.UserCode, a.device.VerificationURI)
 			}
-			if !a.lastNotify.IsZero() {
-				b = fmt.Appendf(b, " (last notification %s)", fmtTime(a.lastNotify))
+			if !a.lastNotify.wall.IsZero() {
+				b = fmt.Appendf(b, " (last notification %s)", fmtTime(a.lastNotify.wall))
 			}
-		case now.Before(a.expiry):
-			b = fmt.Appendf(b, "Active access token (obtained %s; expires %s)", fmtTime(a.obtained), fmtTime(a.expiry))
-		case a.lastAttempt.IsZero():
+		case !a.expired(now):
+			b = fmt.Appendf(b, "Active access token (obtained %s; expires %s)", fmtTime(a.obtained.wall), fmtTime(a.expiry))
+		case a.lastAttempt.wall.IsZero():
 			b = append(b, "Access token expired (refresh not yet attempted)"...)
 		default:
-			b = fmt.Appendf(b, "Access token expired (last refresh attempt %s)", fmtTime(a.lastAttempt))
+			b = fmt.Appendf(b, "Access token expired (last refresh attempt %s)", fmtTime(a.lastAttempt.wall))
 		}
 		b = append(b, '\n')
 	}
@@ -778,7 +989,7 @@ func (s *state) statusJSON() []byte {
 	}
 	str := func(v string) *string { return &v }
 	s.mu.Lock()
-	now := s.now()
+	now := s.clock()
 	out := struct {
 		Version  int        `json:"status_format_version"`
 		Accounts []acctJSON `json:"accounts"`
@@ -790,16 +1001,16 @@ func (s *state) statusJSON() []byte {
 			j.State = "empty"
 		case a.kind == kindPending:
 			j.State = "pending"
-			j.LastNotification = ts(a.lastNotify)
+			j.LastNotification = ts(a.lastNotify.wall)
 			if a.device != nil {
 				j.UserCode, j.VerificationURI = str(a.device.UserCode), str(a.device.VerificationURI)
 			}
 		default:
 			j.State = "active"
-			if !now.Before(a.expiry) {
+			if a.expired(now) {
 				j.State = "expired"
 			}
-			j.Obtained, j.Expires, j.LastRefresh = ts(a.obtained), ts(a.expiry), ts(a.lastAttempt)
+			j.Obtained, j.Expires, j.LastRefresh = ts(a.obtained.wall), ts(a.expiry), ts(a.lastAttempt.wall)
 		}
 		out.Accounts = append(out.Accounts, j)
 	}
