@@ -789,7 +789,9 @@ func TestE2EShowRespectsRetryPacing(t *testing.T) {
 	s.authorise(t, "acct")
 	p.failNextJSON("refresh_token", 100, 503, `{"error":"temporarily_unavailable"}`)
 	s.waitFor(t, func() bool { return p.count("refresh_token") == 1 }, "the scheduled refresh")
-	s.waitFor(t, func() bool { return strings.HasPrefix(s.state(t, "acct"), "Access token expired (last refresh attempt ") }, "the token to expire")
+	s.waitFor(t, func() bool {
+		return strings.HasPrefix(s.state(t, "acct"), "Access token expired (last refresh attempt ")
+	}, "the token to expire")
 	want := regexp.MustCompile(`^ERROR - Access token has expired; the last refresh attempt failed \(token endpoint returned error "temporarily_unavailable" \(HTTP 503\)\): the next is due in 4m[0-9]+s\n$`)
 	for i := 0; i < 20; i++ {
 		if got := s.showErr(t, "acct"); !want.MatchString(got) {
