@@ -834,9 +834,7 @@ func (p *parser) finish() error {
 		if st.noRedirect {
 			continue
 		}
-		// needURI has already checked the scheme is http or https, in
-		// any case.
-		https := len(a.RedirectURI) >= 6 && strings.EqualFold(a.RedirectURI[:6], "https:")
+		https := redirectHTTPS(a)
 		off, other := "http_listen", "https"
 		if https {
 			off, other = "https_listen", "http"
@@ -848,6 +846,29 @@ func (p *parser) finish() error {
 			return errAt(st.redirectAt, "redirect_uri needs %s, which is none: enable %s or use an %s redirect_uri", off, off, other)
 		}
 		return errAt(st.at, "account '%s' uses the default redirect_uri %s, which needs http_listen, but http_listen is none: enable http_listen or set an https redirect_uri", cut(a.Name, maxShown), defaultRedirectURI)
+	}
+	return nil
+}
+
+// redirectHTTPS says whether the account's redirect_uri is https (needURI
+// has checked that it is http or https, in any case).
+func redirectHTTPS(a *Account) bool {
+	return len(a.RedirectURI) >= 6 && strings.EqualFold(a.RedirectURI[:6], "https:")
+}
+
+// checkListeners refuses a configuration, read by a running server, with
+// an account whose redirect_uri needs a listener the server does not run:
+// listeners are bound only at start, and the authorisation URL would send
+// the browser to a port where nothing, or the wrong protocol, answers.
+func checkListeners(c *Config, httpOn, httpsOn bool) error {
+	for _, a := range c.Accounts {
+		switch {
+		case a.AuthURI == "": // device flow or client credentials
+		case redirectHTTPS(a) && !httpsOn:
+			return fmt.Errorf("account '%s' has an https redirect_uri, but the server runs no HTTPS listener (https_listen was none when it started): restart the server to change listeners", cut(a.Name, maxShown))
+		case !redirectHTTPS(a) && !httpOn:
+			return fmt.Errorf("account '%s' has an http redirect_uri, but the server runs no HTTP listener (http_listen was none when it started): restart the server to change listeners", cut(a.Name, maxShown))
+		}
 	}
 	return nil
 }

@@ -503,6 +503,43 @@ func TestE2EReloadWhereTokensGo(t *testing.T) {
 	}
 }
 
+// TestE2EReloadNeedsRunningListeners: listeners are bound at start, so a
+// reload whose accounts need a listener the server does not run fails like
+// an invalid file, naming the account and the listener, and changes
+// nothing; otherwise the authorisation URL would send the browser to a port
+// where nothing speaks its protocol, or to port 0.
+func TestE2EReloadNeedsRunningListeners(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	httpOnly := map[string]string{"http_listen": `"127.0.0.1:0"`, "https_listen": "none"}
+	httpsOnly := map[string]string{"http_listen": "none", "https_listen": `"127.0.0.1:0"`}
+	for _, tc := range []struct {
+		name                string
+		start, reload       map[string]string
+		startExtra, reExtra string
+		want                string
+	}{
+		{"https account, HTTP listener only", httpOnly, httpsOnly, "", `redirect_uri = "https://localhost/";`,
+			"ERROR - account 'a' has an https redirect_uri, but the server runs no HTTPS listener (https_listen was none when it started): restart the server to change listeners\n"},
+		{"http account, HTTPS listener only", httpsOnly, httpOnly, `redirect_uri = "https://localhost/";`, "",
+			"ERROR - account 'a' has an http redirect_uri, but the server runs no HTTP listener (http_listen was none when it started): restart the server to change listeners\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := p.addClient(fakeClient{})
+			s := startSrv(t, e2eConf(tc.start, p.account("a", c, tc.startExtra)))
+			u := s.pendingURL(t, "a")
+			s.writeConf(t, e2eConf(tc.reload, p.account("a", c, tc.reExtra)))
+			if _, errOut, code := s.run("reload"); code != 1 || errOut != tc.want {
+				t.Errorf("reload: exit %d, stderr %q; want exit 1 and %q", code, errOut, tc.want)
+			}
+			if got := s.pendingURL(t, "a"); got != u {
+				t.Errorf("the refused reload changed the pending request: %s, was %s", got, u)
+			}
+		})
+	}
+}
+
 // TestE2ESecondServerRefused: a second server on the same socket refuses
 // to start and the first keeps running.
 func TestE2ESecondServerRefused(t *testing.T) {
@@ -829,6 +866,42 @@ func TestE2EShortLivedTokensRefreshedBeforeExpiry(t *testing.T) {
 	}
 	if _, errOut, code := s.run("show", "acct"); code != 0 {
 		t.Errorf("show between refreshes: %q", errOut)
+	}
+}
+
+// TestE2EShutdownIsNotAnError: shutting down while a refresh, a code
+// exchange and a device authorisation are in flight cancels them quietly:
+// no error_notify_cmd, no token_invalidated, no error in the log.
+func TestE2EShutdownIsNotAnError(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	dir := t.TempDir()
+	errs, events := filepath.Join(dir, "errors"), filepath.Join(dir, "events")
+	cr, cx, cd := p.addClient(fakeClient{}), p.addClient(fakeClient{}), p.addClient(fakeClient{Device: true})
+	s := startSrv(t, e2eConf(map[string]string{
+		"error_notify_cmd": hookAppend(errs, "$PIZAUTH_ACCOUNT $PIZAUTH_MSG"),
+		"token_event_cmd":  hookAppend(events, "$PIZAUTH_ACCOUNT $PIZAUTH_EVENT"),
+	}, p.account("r", cr, ""), p.account("x", cx, ""), p.account("d", cd, "")))
+	s.authorise(t, "r")
+	defer p.hold("refresh_token")()
+	defer p.hold("authorization_code")()
+	defer p.holdDevice()()
+	s.mustRun(t, "refresh", "r")
+	s.follow(t, s.pendingURL(t, "x"))
+	go s.run("show", "d")
+	s.waitFor(t, func() bool {
+		return len(p.clientRequests("/token", cr.ID)) == 2 && len(p.clientRequests("/token", cx.ID)) == 1 && len(p.clientRequests("/device", cd.ID)) == 1
+	}, "the refresh, the exchange and the device request to reach the provider")
+	s.mustRun(t, "shutdown")
+	s.waitExit(t)
+	if got := e2eRead(errs); got != "" {
+		t.Errorf("error_notify_cmd ran at shutdown: %q", got)
+	}
+	if got := e2eLines(events); !slices.Equal(got, []string{"r token_new"}) {
+		t.Errorf("token events %q; want only r's token_new", got)
+	}
+	if strings.Contains(s.logs(), " ERROR ") || strings.Contains(s.logs(), "cancelled") {
+		t.Errorf("the log reports cancelled work as an error:\n%s", s.logs())
 	}
 }
 

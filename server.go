@@ -337,6 +337,9 @@ func portString(p int) string {
 // file changes nothing.
 func (s *server) reload() error {
 	conf, err := loadConfig(s.confPath)
+	if err == nil {
+		err = checkListeners(conf, s.http != nil, s.https != nil)
+	}
 	if err != nil {
 		logError("Reload failed, keeping the old configuration: %v", err)
 		return err
