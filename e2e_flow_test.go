@@ -1243,21 +1243,26 @@ func TestE2EShutdownRemovesSocket(t *testing.T) {
 }
 
 // TestE2ENoSecretsInLogs: after code exchanges, refreshes (good, transient
-// and permanent failures), a failed exchange, reloads and revokes at the
-// highest verbosity, the server's log holds no token, code, verifier or
-// client secret.
+// and permanent failures), a failed exchange, a device-flow login, reloads
+// and revokes at the highest verbosity, the server's log holds no token,
+// code, verifier or client secret, and nothing that would let a reader
+// finish someone's login: no state, device code or user code.
 func TestE2ENoSecretsInLogs(t *testing.T) {
 	t.Parallel()
 	p := newFakeProvider(t)
 	dir := t.TempDir()
 	c := p.addClient(fakeClient{Scopes: []string{"mail"}})
 	pub := p.addClient(fakeClient{Public: true})
+	dev := p.addClient(fakeClient{Device: true})
 	conf := e2eConf(map[string]string{
 		"token_event_cmd":  hookAppend(filepath.Join(dir, "events"), "$PIZAUTH_EVENT"),
 		"error_notify_cmd": hookAppend(filepath.Join(dir, "errors"), "$PIZAUTH_MSG"),
 		"auth_notify_cmd":  hookAppend(filepath.Join(dir, "notify"), "$PIZAUTH_URL"),
-	}, p.account("a", c, ""), p.account("pub", pub, ""))
+	}, p.account("a", c, ""), p.account("pub", pub, ""), p.account("dev", dev, ""))
 	s := startSrv(t, conf)
+	p.deviceScript(dev.ID, "authorization_pending", "ok")
+	_, userCode := s.deviceCode(t, "dev")
+	s.waitToken(t, "dev", "")
 	tok := s.authorise(t, "a")
 	s.authorise(t, "pub")
 	s.mustRun(t, "refresh", "a")
@@ -1293,10 +1298,24 @@ func TestE2ENoSecretsInLogs(t *testing.T) {
 			t.Errorf("the server log contains a secret starting %q", secret[:min(len(secret), 12)])
 		}
 	}
-	for _, prefix := range []string{prefixAccess, prefixRefresh, prefixCode, prefixSecret} {
+	for _, prefix := range []string{prefixAccess, prefixRefresh, prefixCode, prefixSecret, prefixDevice} {
 		if strings.Contains(logs, prefix) {
 			t.Errorf("the server log contains %q", prefix)
 		}
+	}
+	if len(s.states) < 4 {
+		t.Fatalf("only %d authorisation URLs seen", len(s.states))
+	}
+	for _, st := range s.states {
+		if strings.Contains(logs, st) {
+			t.Errorf("the server log contains the state %q of a login", st)
+		}
+	}
+	if !strings.Contains(logs, "state=…") {
+		t.Errorf("the log shows no authorisation URL with its state hidden")
+	}
+	if userCode == "" || strings.Contains(logs, userCode) {
+		t.Errorf("the server log contains the device user code %q", userCode)
 	}
 }
 

@@ -98,6 +98,7 @@ type srv struct {
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
+	states  []string // the state of every authorisation URL seen
 	waitErr error // valid once exited is closed
 }
 
@@ -374,6 +375,7 @@ func (s *srv) pendingURL(t *testing.T, acct string) string {
 	if code != 1 || out != "" || m == nil {
 		t.Fatalf("pizauth show %s: exit %d, stdout %q, stderr %q; want exit 1 and the authorisation URL", acct, code, out, errOut)
 	}
+	s.states = append(s.states, e2eURLState(t, m[1]))
 	return m[1]
 }
 
