@@ -16,12 +16,8 @@ import (
 	"unicode"
 )
 
-// Limits of `pizauth discover`: a metadata document is a few KiB, and a
-// command run at a terminal must not hang on a slow provider.
-const (
-	discoverTimeout = 10 * time.Second
-	maxMetadata     = 1 << 20
-)
+// maxMetadata bounds a metadata document, which is a few KiB.
+const maxMetadata = 1 << 20
 
 // metadata holds the fields of an RFC 8414 / OIDC Discovery document that
 // an account block needs. A nil list means the provider said nothing.
@@ -61,7 +57,7 @@ func discoverMain(o opts) int {
 // the warnings for stderr. Nothing is returned with an error, so a failure
 // can never leave half a block to paste.
 func discover(issuer, name string, device bool) (string, []string, error) {
-	base, origin, err := checkIssuer(issuer)
+	base, candidates, err := wellKnown(issuer)
 	if err != nil {
 		return "", nil, err
 	}
@@ -69,15 +65,8 @@ func discover(issuer, name string, device bool) (string, []string, error) {
 		u, _ := url.Parse(base)
 		name = u.Hostname()
 	}
-	if err := checkAccountName(name); err != nil || !printable(name) {
+	if err := checkAccountName(name); err != nil || termSafe(name) != name {
 		return "", nil, fmt.Errorf("%q is not a valid account name: give one without control or invisible characters", name)
-	}
-	var candidates []string
-	for _, wk := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
-		if path := base[len(origin):]; path != "" {
-			candidates = append(candidates, origin+wk+path) // RFC 8414 §3.1
-		}
-		candidates = append(candidates, base+wk)
 	}
 	m, from, tenant, err := fetchMetadata(issuer, base, candidates)
 	if err != nil {
@@ -92,46 +81,47 @@ func discover(issuer, name string, device bool) (string, []string, error) {
 		return "", nil, fmt.Errorf("The metadata at %s has no authorization_endpoint: pizauth can't log in to this provider", from)
 	}
 	for _, e := range [][2]string{{"authorization_endpoint", m.Auth}, {"token_endpoint", m.Token}, {"device_authorization_endpoint", m.Device}, {"revocation_endpoint", m.Revoke}} {
-		if e[1] == "" {
-			continue
-		}
-		err := checkURL(e[1])
-		if err == nil {
-			err = checkEndpoint(e[1])
-		}
-		if err != nil {
+		if err := checkEndpoint(e[1]); e[1] != "" && err != nil {
 			return "", nil, fmt.Errorf("The provider's %s %v", e[0], err)
 		}
 	}
 	return accountBlock(m, name, from, tenant, device), discoverWarnings(m, device), nil
 }
 
-// checkIssuer applies RFC 8414 §2 (no query, no fragment) and the https
-// rule to the issuer URL and returns it without a trailing '/' (OIDC
-// Discovery §4) and its scheme://host part.
-func checkIssuer(issuer string) (base, origin string, err error) {
-	if err := checkURL(issuer); err != nil {
-		return "", "", fmt.Errorf("The issuer URL %v", err)
-	}
+// wellKnown checks the issuer URL (RFC 8414 §2 and the https rule) and
+// returns it without a trailing '/' (OIDC Discovery §4), and the metadata
+// URLs to try: OIDC's, then RFC 8414's, each first inserted between host
+// and path (RFC 8414 §3.1), then appended.
+func wellKnown(issuer string) (base string, urls []string, err error) {
 	if err := checkEndpoint(issuer); err != nil {
-		return "", "", fmt.Errorf("The issuer URL %v", err)
+		return "", nil, fmt.Errorf("The issuer URL %v", err)
 	}
 	if strings.Contains(issuer, "?") {
-		return "", "", errors.New("The issuer URL must not have a ?query: give the issuer exactly as the provider documents it")
+		return "", nil, errors.New("The issuer URL must not have a ?query: give the issuer exactly as the provider documents it")
 	}
 	base = strings.TrimSuffix(issuer, "/")
 	rest := base[strings.Index(base, "://")+3:]
+	origin, path := base, ""
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		return base, base[:len(base)-len(rest)+i], nil
+		origin, path = base[:len(base)-len(rest)+i], rest[i:]
 	}
-	return base, base, nil
+	for _, wk := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		if path != "" {
+			urls = append(urls, origin+wk+path)
+		}
+		urls = append(urls, base+wk)
+	}
+	return base, urls, nil
 }
 
-// checkEndpoint completes checkURL for URLs taken from the network: https
-// only (http is accepted on loopback, where nothing crosses a network),
-// and nothing that could garble a terminal or the account block.
+// checkEndpoint is checkURL made stricter for URLs taken from the network:
+// https only (http is accepted on loopback, where nothing crosses a
+// network), and nothing that could garble a terminal or the account block.
 func checkEndpoint(s string) error {
-	if !printable(s) || strings.ContainsFunc(s, unicode.IsSpace) {
+	if err := checkURL(s); err != nil {
+		return err
+	}
+	if termSafe(s) != s || strings.ContainsFunc(s, unicode.IsSpace) {
 		return errors.New("must not contain spaces, control or invisible characters")
 	}
 	u, _ := url.Parse(s)
@@ -151,14 +141,12 @@ func checkEndpoint(s string) error {
 // transport failure ends the search at once: the host is the same for
 // every candidate.
 func fetchMetadata(issuer, base string, candidates []string) (metadata, string, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), discoverTimeout)
+	// A command run at a terminal must not hang on a slow provider.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	client := &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
-			return errors.New("redirected to another host or scheme, which pizauth does not follow")
+		if len(via) >= 5 || req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+			return errors.New("redirected too often, or to another host or scheme, which pizauth does not follow")
 		}
 		return nil
 	}}
@@ -166,20 +154,21 @@ func fetchMetadata(issuer, base string, candidates []string) (metadata, string, 
 	status := 0
 	for _, u := range candidates {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return metadata{}, "", "", fmt.Errorf("Can't fetch %s: %v", u, err)
+		var resp *http.Response
+		var body []byte
+		if err == nil {
+			if resp, err = client.Do(req); err == nil {
+				body, err = io.ReadAll(io.LimitReader(resp.Body, maxMetadata+1))
+				resp.Body.Close()
+			}
 		}
-		req.Header.Set("Accept", "application/json")
-		resp, err := client.Do(req)
 		if err != nil {
 			var ue *url.Error
 			if errors.As(err, &ue) {
 				err = ue.Err
 			}
-			return metadata{}, "", "", fmt.Errorf("Can't fetch %s: %v", u, err)
+			return metadata{}, "", "", fmt.Errorf("Can't fetch %s: %v (check the issuer URL and the network)", u, err)
 		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadata+1))
-		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			status = resp.StatusCode
 			continue
@@ -188,19 +177,14 @@ func fetchMetadata(issuer, base string, candidates []string) (metadata, string, 
 		// at the next candidate (a web site answering every path with
 		// HTML, say), so keep looking but remember the first such error.
 		var m metadata
-		switch {
-		case err != nil:
-			err = fmt.Errorf("Can't read %s: %v", u, err)
-		case len(body) > maxMetadata:
+		if len(body) > maxMetadata {
 			err = fmt.Errorf("The metadata at %s is larger than 1 MiB: is this really an OAuth provider?", u)
-		default:
-			if err = json.Unmarshal(body, &m); err != nil {
-				err = fmt.Errorf("%s did not answer with JSON metadata (%v): check the issuer URL", u, err)
-			} else if tenant, ok := issuerMatches(m.Issuer, issuer, base); ok {
-				return m, u, tenant, nil
-			} else {
-				err = fmt.Errorf("The metadata at %s is for the issuer %q, not %q: pizauth only uses a provider's own metadata (RFC 8414 §3.3); check the issuer URL", u, m.Issuer, issuer)
-			}
+		} else if err = json.Unmarshal(body, &m); err != nil {
+			err = fmt.Errorf("%s did not answer with JSON metadata (%v): check the issuer URL", u, err)
+		} else if tenant, ok := issuerMatches(m.Issuer, issuer, base); ok {
+			return m, u, tenant, nil
+		} else {
+			err = fmt.Errorf("The metadata at %s is for the issuer %q, not %q: pizauth only uses a provider's own metadata (RFC 8414 §3.3); check the issuer URL", u, truncate(m.Issuer, 200), issuer)
 		}
 		if docErr == nil {
 			docErr = err
@@ -255,12 +239,10 @@ func accountBlock(m metadata, name, from, tenant string, device bool) string {
 	if slices.Contains(m.AuthMethods, authMethodBasic) && !slices.Contains(m.AuthMethods, authMethodPost) {
 		set("token_endpoint_auth_method", authMethodBasic)
 	}
-	host, _ := url.Parse(m.Token)
-	console := "the provider's developer console"
-	switch h := host.Hostname(); {
-	case strings.HasSuffix(h, ".googleapis.com"):
+	console, tok := "the provider's developer console", strings.SplitN(m.Token, "/", 4)[2]
+	if strings.HasSuffix(tok, ".googleapis.com") {
 		console = "the Google Cloud Console (APIs & Services, Credentials)"
-	case strings.HasSuffix(h, ".microsoftonline.com"):
+	} else if strings.HasSuffix(tok, ".microsoftonline.com") {
 		console = "the Microsoft Entra admin centre (App registrations)"
 	}
 	fmt.Fprintf(&b, "    // Client ID: register pizauth in %s.\n", console)
@@ -311,15 +293,8 @@ func confString(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
-// printable reports whether s can be shown on a terminal as it is: no
-// control, format (bidirectional overrides, zero-width) or separator
-// characters.
-func printable(s string) bool {
-	return !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) })
-}
-
-// termSafe replaces what printable refuses, for messages that quote the
-// network.
+// termSafe replaces what can't be shown on a terminal as it is: control,
+// format (bidirectional overrides, zero-width) and separator characters.
 func termSafe(s string) string {
 	return strings.Map(func(r rune) rune {
 		if unicode.IsGraphic(r) {

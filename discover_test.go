@@ -205,7 +205,8 @@ func TestDiscoverErrors(t *testing.T) {
 		{"endpoint with a newline", "", map[string]metaRoute{wkOIDC: {body: doc("{URL}", map[string]any{"token_endpoint": "https://a/t\n}\naccount \"x\" {"})}}, false, "token_endpoint is not a valid URI"},
 		{"endpoint with a bidi override", "", map[string]metaRoute{wkOIDC: {body: doc("{URL}", map[string]any{"device_authorization_endpoint": "https://a/\u202ed"})}}, false, "device_authorization_endpoint must not contain spaces, control or invisible characters"},
 		{"endpoint with a space", "", map[string]metaRoute{wkOIDC: {body: doc("{URL}", map[string]any{"token_endpoint": "https://a/t x"})}}, false, "token_endpoint must not contain spaces"},
-		{"redirect to another host", "", map[string]metaRoute{wkOIDC: {status: 302, header: map[string]string{"Location": "http://localhost:1" + wkOIDC}}}, false, "redirected to another host or scheme"},
+		{"redirect to another host", "", map[string]metaRoute{wkOIDC: {status: 302, header: map[string]string{"Location": "http://localhost:1" + wkOIDC}}}, false, "to another host or scheme, which pizauth does not follow"},
+		{"redirect loop", "", map[string]metaRoute{wkOIDC: {status: 302, header: map[string]string{"Location": wkOIDC}}}, false, "redirected too often"},
 		{"issuer in clear text", "http://login.example.com", nil, false, "The issuer URL must use https (http is accepted only for localhost)"},
 		{"issuer with a query", "/?tenant=a", nil, false, "The issuer URL must not have a ?query"},
 		{"issuer with a fragment", "/#a", nil, false, "The issuer URL must not contain a #fragment"},
@@ -226,7 +227,7 @@ func TestDiscoverErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not contain %q", err, tc.want)
 			}
-			if msg := err.Error(); !printable(msg) || strings.ContainsAny(msg, "\n\r") {
+			if msg := err.Error(); termSafe(msg) != msg || strings.ContainsAny(msg, "\n\r") {
 				t.Errorf("error %q is not one printable line", msg)
 			}
 		})
@@ -338,6 +339,47 @@ func TestDiscoverBlock(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDiscoverArgs: discover takes -d, an issuer URL and an optional
+// account name.
+func TestDiscoverArgs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		argv   []string
+		ok     bool
+		device bool
+		args   []string
+	}{
+		{[]string{"discover", "https://a"}, true, false, []string{"https://a"}},
+		{[]string{"discover", "-d", "https://a", "n"}, true, true, []string{"https://a", "n"}},
+		{[]string{"discover", "-dv", "--", "https://a"}, true, true, []string{"https://a"}},
+		{[]string{"discover"}, false, false, nil},
+		{[]string{"discover", "https://a", "n", "x"}, false, false, nil},
+		{[]string{"discover", "-j", "https://a"}, false, false, nil},
+		{[]string{"discover", "-c", "f", "https://a"}, false, false, nil},
+	} {
+		o, ok := parseArgs(tc.argv)
+		if ok != tc.ok || ok && (o.daemon != tc.device || !slices.Equal(o.args, tc.args)) {
+			t.Errorf("parseArgs(%q) = %+v, %v", tc.argv, o, ok)
+		}
+	}
+}
+
+// TestDiscoverRedirect: a redirect on the same host is followed.
+func TestDiscoverRedirect(t *testing.T) {
+	t.Parallel()
+	m := newMetaServer(t, map[string]metaRoute{
+		wkOIDC:       {status: http.StatusMovedPermanently, header: map[string]string{"Location": "{URL}/meta.json"}},
+		"/meta.json": {body: doc("{URL}", nil)},
+	})
+	block, _, err := discover(m.URL, "", false)
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	if a := mustParseBlock(t, block); a.TokenURI != "https://login.example.com/token" {
+		t.Errorf("token_uri %q", a.TokenURI)
 	}
 }
 
