@@ -48,7 +48,7 @@ func discoverMain(o opts) int {
 		return fatalf("Can't write the account block: %v", err)
 	}
 	for _, w := range warnings {
-		fmt.Fprintf(os.Stderr, "WARNING - %s\n", termSafe(w))
+		fmt.Fprintf(os.Stderr, "WARN - %s\n", termSafe(w))
 	}
 	return 0
 }

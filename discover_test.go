@@ -467,7 +467,7 @@ func TestDiscoverReadme(t *testing.T) {
 		mustParseBlock(t, block)
 		out := "$ pizauth discover " + tc.issuer + tc.path + "\n" + strings.ReplaceAll(block, m.URL, tc.issuer)
 		for _, w := range warns {
-			out += "WARNING - " + w + "\n"
+			out += "WARN - " + w + "\n"
 		}
 		if !strings.Contains(string(readme), out) {
 			t.Errorf("README.md does not show what discover prints for %s:\n%s", tc.issuer, out)
@@ -502,8 +502,8 @@ func TestE2EDiscoverLogin(t *testing.T) {
 	}
 
 	block, errOut, code := s.run("discover", m.URL+"/tenant1", "work")
-	if code != 0 || errOut != "WARNING - The provider does not list S256 in code_challenge_methods_supported: it probably does not support PKCE, which protects the login against a stolen authorisation code\n"+
-		"WARNING - The provider does not list refresh_token in grant_types_supported: pizauth needs it\n" {
+	if code != 0 || errOut != "WARN - The provider does not list S256 in code_challenge_methods_supported: it probably does not support PKCE, which protects the login against a stolen authorisation code\n"+
+		"WARN - The provider does not list refresh_token in grant_types_supported: pizauth needs it\n" {
 		t.Fatalf("discover: exit %d, stderr %q", code, errOut)
 	}
 	if !strings.Contains(block, `grant_type = "client_credentials"`) {
