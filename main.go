@@ -12,6 +12,7 @@ import (
 )
 
 const usage = `Usage:
+  pizauth discover [-d] <issuer-url> [<account>]
   pizauth dump
   pizauth info [-j] [-c config]
   pizauth refresh [-u] <account>
@@ -64,6 +65,8 @@ func flagsFor(cmd string) (string, bool) {
 	switch cmd {
 	case "dump", "reload", "restore", "revoke", "shutdown":
 		return "", true
+	case "discover":
+		return "d", true
 	case "info":
 		return "jc", true
 	case "refresh", "show":
@@ -76,13 +79,15 @@ func flagsFor(cmd string) (string, bool) {
 	return "", false
 }
 
-// nargsFor is the number of positional arguments cmd takes.
-func nargsFor(cmd string) int {
+// nargsFor is the range of the number of positional arguments cmd takes.
+func nargsFor(cmd string) (lo, hi int) {
 	switch cmd {
+	case "discover":
+		return 1, 2
 	case "refresh", "revoke", "show":
-		return 1
+		return 1, 1
 	}
-	return 0
+	return 0, 0
 }
 
 // parseArgs parses getopt-style arguments: flags may be combined (-vvv,
@@ -135,7 +140,7 @@ func parseArgs(argv []string) (opts, bool) {
 			}
 		}
 	}
-	if len(rest) != nargsFor(o.cmd) {
+	if lo, hi := nargsFor(o.cmd); len(rest) < lo || len(rest) > hi {
 		return o, false
 	}
 	o.args = rest
@@ -148,8 +153,11 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(1)
 	}
-	if o.cmd == "server" {
+	switch o.cmd {
+	case "server":
 		os.Exit(serverMain(o))
+	case "discover":
+		os.Exit(discoverMain(o))
 	}
 	os.Exit(clientMain(o))
 }

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// maxMetadata bounds a metadata document, which is a few KiB.
+const maxMetadata = 1 << 20
+
+// metadata holds the fields of an RFC 8414 / OIDC Discovery document that
+// an account block needs. A nil list means the provider said nothing.
+type metadata struct {
+	Issuer      string   `json:"issuer"`
+	Auth        string   `json:"authorization_endpoint"`
+	Token       string   `json:"token_endpoint"`
+	Device      string   `json:"device_authorization_endpoint"`
+	Revoke      string   `json:"revocation_endpoint"`
+	AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+	PKCE        []string `json:"code_challenge_methods_supported"`
+	Grants      []string `json:"grant_types_supported"`
+	Scopes      []string `json:"scopes_supported"`
+}
+
+// discoverMain runs `pizauth discover`, which needs no server. -d (parsed
+// into o.daemon) asks for the device flow.
+func discoverMain(o opts) int {
+	name := ""
+	if len(o.args) > 1 {
+		name = o.args[1]
+	}
+	block, warnings, err := discover(o.args[0], name, o.daemon)
+	if err != nil {
+		return fatalf("%s", termSafe(err.Error()))
+	}
+	if _, err := os.Stdout.WriteString(block); err != nil {
+		return fatalf("Can't write the account block: %v", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(os.Stderr, "WARN - %s\n", termSafe(w))
+	}
+	return 0
+}
+
+// discover fetches issuer's metadata and returns the account block, with
+// the warnings for stderr. Nothing is returned with an error, so a failure
+// can never leave half a block to paste.
+func discover(issuer, name string, device bool) (string, []string, error) {
+	base, candidates, err := wellKnown(issuer)
+	if err != nil {
+		return "", nil, err
+	}
+	if name == "" {
+		u, _ := url.Parse(base)
+		name = u.Hostname()
+	}
+	if err := checkAccountName(name); err != nil || termSafe(name) != name {
+		return "", nil, fmt.Errorf("%q is not a valid account name: give one without control or invisible characters", name)
+	}
+	m, from, tenant, err := fetchMetadata(issuer, base, candidates)
+	if err != nil {
+		return "", nil, err
+	}
+	switch {
+	case m.Token == "":
+		return "", nil, fmt.Errorf("The metadata at %s has no token_endpoint: pizauth can't get tokens from this provider", from)
+	case device && m.Device == "":
+		return "", nil, fmt.Errorf("The metadata at %s has no device_authorization_endpoint: this provider has no device flow, run pizauth discover without -d", from)
+	case !device && m.Auth == "":
+		return "", nil, fmt.Errorf("The metadata at %s has no authorization_endpoint: pizauth can't log in to this provider", from)
+	}
+	for _, e := range [][2]string{{"authorization_endpoint", m.Auth}, {"token_endpoint", m.Token}, {"device_authorization_endpoint", m.Device}, {"revocation_endpoint", m.Revoke}} {
+		if err := checkEndpoint(e[1]); e[1] != "" && err != nil {
+			return "", nil, fmt.Errorf("The provider's %s %v", e[0], err)
+		}
+	}
+	return accountBlock(m, name, from, tenant, device), discoverWarnings(m, device), nil
+}
+
+// wellKnown checks the issuer URL (RFC 8414 §2 and the https rule) and
+// returns it without a trailing '/' (OIDC Discovery §4), and the metadata
+// URLs to try: OIDC's, then RFC 8414's, each first inserted between host
+// and path (RFC 8414 §3.1), then appended.
+func wellKnown(issuer string) (base string, urls []string, err error) {
+	if err := checkEndpoint(issuer); err != nil {
+		return "", nil, fmt.Errorf("The issuer URL %v", err)
+	}
+	if strings.Contains(issuer, "?") {
+		return "", nil, errors.New("The issuer URL must not have a ?query: give the issuer exactly as the provider documents it")
+	}
+	base = strings.TrimSuffix(issuer, "/")
+	rest := base[strings.Index(base, "://")+3:]
+	origin, path := base, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		origin, path = base[:len(base)-len(rest)+i], rest[i:]
+	}
+	for _, wk := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		if path != "" {
+			urls = append(urls, origin+wk+path)
+		}
+		urls = append(urls, base+wk)
+	}
+	return base, urls, nil
+}
+
+// checkEndpoint is checkURL made stricter for URLs taken from the network:
+// https only (http is accepted on loopback, where nothing crosses a
+// network), and nothing that could garble a terminal or the account block.
+func checkEndpoint(s string) error {
+	if err := checkURL(s); err != nil {
+		return err
+	}
+	if termSafe(s) != s || strings.ContainsFunc(s, unicode.IsSpace) {
+		return errors.New("must not contain spaces, control or invisible characters")
+	}
+	u, _ := url.Parse(s)
+	if u.Scheme == "https" {
+		return nil
+	}
+	h := u.Hostname()
+	if ip := net.ParseIP(h); strings.EqualFold(h, "localhost") || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return errors.New("must use https (http is accepted only for localhost)")
+}
+
+// fetchMetadata tries each candidate URL in turn and returns the first
+// document whose issuer is the one asked for, the URL it came from, and
+// the tenant segment when Microsoft's multi-tenant exception applied. A
+// transport failure ends the search at once: the host is the same for
+// every candidate.
+func fetchMetadata(issuer, base string, candidates []string) (metadata, string, string, error) {
+	// A command run at a terminal must not hang on a slow provider.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 || req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+			return errors.New("redirected too often, or to another host or scheme, which pizauth does not follow")
+		}
+		return nil
+	}}
+	var docErr error
+	status := 0
+	for _, u := range candidates {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		var resp *http.Response
+		var body []byte
+		if err == nil {
+			if resp, err = client.Do(req); err == nil {
+				body, err = io.ReadAll(io.LimitReader(resp.Body, maxMetadata+1))
+				resp.Body.Close()
+			}
+		}
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return metadata{}, "", "", fmt.Errorf("Can't fetch %s: %v (check the issuer URL and the network)", u, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			status = resp.StatusCode
+			continue
+		}
+		// A document that is unusable here may be followed by a good one
+		// at the next candidate (a web site answering every path with
+		// HTML, say), so keep looking but remember the first such error.
+		var m metadata
+		if len(body) > maxMetadata {
+			err = fmt.Errorf("The metadata at %s is larger than 1 MiB: is this really an OAuth provider?", u)
+		} else if err = json.Unmarshal(body, &m); err != nil {
+			err = fmt.Errorf("%s did not answer with JSON metadata (%v): check the issuer URL", u, err)
+		} else if tenant, ok := issuerMatches(m.Issuer, issuer, base); ok {
+			return m, u, tenant, nil
+		} else {
+			err = fmt.Errorf("The metadata at %s is for the issuer %q, not %q: pizauth only uses a provider's own metadata (RFC 8414 §3.3); check the issuer URL", u, truncate(m.Issuer, 200), issuer)
+		}
+		if docErr == nil {
+			docErr = err
+		}
+	}
+	if docErr != nil {
+		return metadata{}, "", "", docErr
+	}
+	return metadata{}, "", "", fmt.Errorf("No OAuth metadata for %s: %s and the other well-known URLs answered HTTP %d; check the issuer URL", issuer, candidates[0], status)
+}
+
+// issuerMatches is RFC 8414 §3.3's check. Microsoft's multi-tenant
+// endpoints publish the issuer ".../{tenantid}/..." because tokens name the
+// user's own tenant; that is accepted, and the tenant returned, only where
+// the URL asked for has one of those endpoints' names in that segment.
+func issuerMatches(doc, issuer, base string) (string, bool) {
+	if doc == issuer || doc == base {
+		return "", true
+	}
+	pre, suf, ok := strings.Cut(doc, "{tenantid}")
+	if !ok || !strings.HasSuffix(pre, "/") || suf != "" && suf[0] != '/' ||
+		len(base) <= len(pre)+len(suf) || !strings.HasPrefix(base, pre) || !strings.HasSuffix(base, suf) {
+		return "", false
+	}
+	t := base[len(pre) : len(base)-len(suf)]
+	return t, t == "common" || t == "organizations" || t == "consumers"
+}
+
+// accountBlock writes the configuration text. Every value in it has passed
+// checkEndpoint or is pizauth's own, and confString quotes it, so a hostile
+// document can't add settings or comments of its own.
+func accountBlock(m metadata, name, from, tenant string, device bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "// From %s\n", from)
+	if tenant != "" {
+		fmt.Fprintf(&b, "// The metadata's issuer is Microsoft's multi-tenant %s, accepted for %q.\n", confString(m.Issuer), tenant)
+	}
+	fmt.Fprintf(&b, "account %s {\n", confString(name))
+	set := func(k, v string) { fmt.Fprintf(&b, "    %s = %s;\n", k, confString(v)) }
+	if device {
+		set("device_auth_uri", m.Device)
+	} else {
+		set("auth_uri", m.Auth)
+	}
+	set("token_uri", m.Token)
+	if !device && m.Device != "" {
+		fmt.Fprintf(&b, "    // Without a browser on this machine, use the device flow instead of auth_uri:\n    // device_auth_uri = %s;\n", confString(m.Device))
+	}
+	if m.Revoke != "" {
+		set("revoke_uri", m.Revoke)
+	}
+	if slices.Contains(m.AuthMethods, authMethodBasic) && !slices.Contains(m.AuthMethods, authMethodPost) {
+		set("token_endpoint_auth_method", authMethodBasic)
+	}
+	console, tok := "the provider's developer console", strings.SplitN(m.Token, "/", 4)[2]
+	if strings.HasSuffix(tok, ".googleapis.com") {
+		console = "the Google Cloud Console (APIs & Services, Credentials)"
+	} else if strings.HasSuffix(tok, ".microsoftonline.com") {
+		console = "the Microsoft Entra admin centre (App registrations)"
+	}
+	fmt.Fprintf(&b, "    // Client ID: register pizauth in %s.\n", console)
+	set("client_id", "YOUR_CLIENT_ID")
+	if !slices.Contains(m.AuthMethods, "none") {
+		b.WriteString("    // Issued with the client ID; delete this line if there is none.\n")
+		set("client_secret", "YOUR_CLIENT_SECRET")
+	}
+	var scopes []string
+	if strings.Contains(from, "/openid-configuration") {
+		scopes = append(scopes, `"openid"`)
+	}
+	if slices.Contains(m.Scopes, "offline_access") {
+		scopes = append(scopes, `"offline_access"`)
+	}
+	b.WriteString("    // Add the scopes your mail provider documents for IMAP, POP or SMTP.\n")
+	fmt.Fprintf(&b, "    scopes = [%s];\n", strings.Join(scopes, ", "))
+	if slices.Contains(m.Grants, "client_credentials") {
+		b.WriteString("    // For app-only tokens (no browser, no person), see grant_type = \"client_credentials\"; in pizauth.conf(5).\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// discoverWarnings is what the user should know about the provider before
+// relying on the block.
+func discoverWarnings(m metadata, device bool) []string {
+	var w []string
+	// PKCE protects only the authorisation-code flow.
+	if !device && !slices.Contains(m.PKCE, "S256") {
+		w = append(w, "The provider does not list S256 in code_challenge_methods_supported: it probably does not support PKCE, which protects the login against a stolen authorisation code")
+	}
+	grant := "authorization_code"
+	if device {
+		grant = "urn:ietf:params:oauth:grant-type:device_code"
+	}
+	for _, g := range []string{grant, "refresh_token"} {
+		if m.Grants != nil && !slices.Contains(m.Grants, g) {
+			w = append(w, fmt.Sprintf("The provider does not list %s in grant_types_supported: pizauth needs it", g))
+		}
+	}
+	return w
+}
+
+// confString quotes s for the configuration language, whose only escapes
+// are \" and \\.
+func confString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// termSafe replaces what can't be shown on a terminal as it is: control,
+// format (bidirectional overrides, zero-width) and separator characters.
+func termSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsGraphic(r) {
+			return r
+		}
+		return '?'
+	}, s)
+}
