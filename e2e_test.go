@@ -99,7 +99,7 @@ type srv struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	states  []string // the state of every authorisation URL seen
-	waitErr error // valid once exited is closed
+	waitErr error    // valid once exited is closed
 }
 
 // e2eShortDir makes a directory with a short path: Unix socket paths are
