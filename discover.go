@@ -184,7 +184,7 @@ func fetchMetadata(issuer, base string, candidates []string) (metadata, string, 
 		} else if tenant, ok := issuerMatches(m.Issuer, issuer, base); ok {
 			return m, u, tenant, nil
 		} else {
-			err = fmt.Errorf("The metadata at %s is for the issuer %q, not %q: pizauth only uses a provider's own metadata (RFC 8414 §3.3); check the issuer URL", u, truncate(m.Issuer, 200), issuer)
+			err = fmt.Errorf("The metadata at %s is for the issuer %q, not %q: pizauth only uses a provider's own metadata (RFC 8414 §3.3); check the issuer URL", u, cut(m.Issuer, 200), issuer)
 		}
 		if docErr == nil {
 			docErr = err
