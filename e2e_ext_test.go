@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// End-to-end tests of issue 7's additions: the device authorisation grant
+// End-to-end tests of what goes beyond the original: the device authorisation grant
 // (RFC 8628), the choice of client authentication method, revocation at the
 // provider (RFC 7009) and `pizauth status -j`. They use the harness of
 // e2e_test.go and the fake provider of provider_test.go, whose device and
