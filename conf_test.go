@@ -165,6 +165,25 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+// A client-credentials account needs neither auth_uri nor a listener, and
+// its grant type is part of what a token belongs to.
+func TestParseClientCredentials(t *testing.T) {
+	c, err := parseConfig([]byte(`http_listen = none; https_listen = "127.0.0.1:0";
+account "app" { grant_type = "client_credentials"; token_uri = "https://t/"; client_id = "c"; client_secret = "s"; scopes = ["https://outlook.office365.com/.default"]; }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Accounts[0]
+	if a.GrantType != "client_credentials" || a.AuthURI != "" || !isCC(a) {
+		t.Errorf("parsed %+v", a)
+	}
+	b := *a
+	b.GrantType = ""
+	if a.secureEqual(&b) {
+		t.Error("grant_type is not security-relevant")
+	}
+}
+
 // 0s is a valid time for every setting, as in the original pizauth, whose
 // own configurations use refresh_before_expiry = 0s.
 func TestParseZeroTimes(t *testing.T) {
@@ -303,6 +322,14 @@ func TestParseErrors(t *testing.T) {
 		{`account "a" { auth_uri = "ftp://x/"; }`, `Line 1, column 26: 'auth_uri' must be an http or https URI`},
 		{`account "a" { token_uri = "https://x/#f"; }`, `Line 1, column 27: 'token_uri' must not contain a #fragment`},
 		{`account "a" { redirect_uri = "http://localhost/#"; }`, `Line 1, column 30: 'redirect_uri' must not contain a #fragment`},
+		// The client credentials grant: nobody logs in.
+		{`account "a" { grant_type = "password"; }`, `Line 1, column 28: 'grant_type' can only be "client_credentials": leave it out for a login in a browser or on a device`},
+		{`account "a" { grant_type = client_credentials; }`, `Line 1, column 28: found a word where a value was expected: put strings in double quotes`},
+		{"account \"a\" {\n grant_type = \"client_credentials\";\n token_uri = \"https://t/\";\n client_id = \"c\";\n}", `Line 1, column 1: client_secret not specified: grant_type = "client_credentials" needs it`},
+		{"account \"a\" {\n grant_type = \"client_credentials\";\n auth_uri = \"https://a/\";\n token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n}", `Line 3, column 2: 'auth_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
+		{"account \"a\" {\n device_auth_uri = \"https://d/\";\n grant_type = \"client_credentials\";\n token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n}", `Line 2, column 2: 'device_auth_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
+		{"account \"a\" {\n grant_type = \"client_credentials\"; token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n redirect_uri = \"http://localhost/\";\n}", `Line 3, column 2: 'redirect_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
+		{`account "a" { grant_type = "client_credentials"; client_id = "c"; client_secret = "s"; }`, `Line 1, column 1: token_uri not specified`},
 		{`account "a" { device_auth_uri = "/x"; }`, `Line 1, column 33: 'device_auth_uri' must be an absolute URI starting with https:// or http://`},
 		{`account "a" { revoke_uri = "https:x"; }`, `Line 1, column 28: 'revoke_uri' has no host: write it as https://host/path`},
 		{`account "a" { auth_uri = "https://x y/"; }`, `Line 1, column 26: 'auth_uri' is not a valid URI: invalid character " " in host name`},
@@ -507,6 +534,7 @@ func TestSecureEqual(t *testing.T) {
 		"auth method":   func(a *Account) { a.TokenEndpointAuthMethod = "client_secret_basic" },
 		"revoke_uri":    func(a *Account) { a.RevokeURI += "x" },
 		"no revoke_uri": func(a *Account) { a.RevokeURI = "" },
+		"grant_type":    func(a *Account) { a.GrantType = "client_credentials" },
 		// Boundaries between fields must not be movable.
 		"name/auth_uri": func(a *Account) { a.Name, a.AuthURI = "ahttps://a/", "" },
 		"scope split":   func(a *Account) { a.Scopes = []string{"s1s2"} },

@@ -97,6 +97,9 @@ type fakeClient struct {
 	Device bool
 	// Revoke makes account() write a revoke_uri.
 	Revoke bool
+	// CC makes account() configure the client credentials grant (no
+	// auth_uri), and the token endpoint grant it to this client only.
+	CC bool
 }
 
 // fakeKV is one auth_uri_fields pair.
@@ -208,7 +211,9 @@ func (p *fakeProvider) addClient(c fakeClient) fakeClient {
 func (p *fakeProvider) account(name string, c fakeClient, extra string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "account %s {\n", confQuote(name))
-	if c.Device {
+	if c.CC {
+		b.WriteString("    grant_type = \"client_credentials\";\n")
+	} else if c.Device {
 		fmt.Fprintf(&b, "    device_auth_uri = %s;\n", confQuote(p.URL+"/device"))
 	} else {
 		authURI := p.URL + "/authorize"
@@ -524,6 +529,17 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 			probs = append(probs, fmt.Sprintf("polled %v after the previous request; the interval is %v", now.Sub(d.lastPoll).Round(time.Millisecond), d.interval))
 		}
 		p.mu.Unlock()
+	case "client_credentials":
+		allowed = []string{"grant_type", "scope", "client_id", "client_secret"}
+		p.mu.Lock()
+		c := p.clients[clientID]
+		p.mu.Unlock()
+		if !c.CC {
+			probs = append(probs, "client credentials asked for a client not registered for them")
+		}
+		if want := strings.Join(c.Scopes, " "); form.Get("scope") != want || (want == "") == form.Has("scope") {
+			probs = append(probs, fmt.Sprintf("scope %q, want %q", form.Get("scope"), want))
+		}
 	default:
 		probs = append(probs, fmt.Sprintf("grant_type %q", grant))
 	}
