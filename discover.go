@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 )
 
 // maxMetadata bounds a metadata document, which is a few KiB.
@@ -42,13 +41,13 @@ func discoverMain(o opts) int {
 	}
 	block, warnings, err := discover(o.args[0], name, o.daemon)
 	if err != nil {
-		return fatalf("%s", termSafe(err.Error()))
+		return fatalf("%s", clean(err.Error(), maxMessage))
 	}
 	if _, err := os.Stdout.WriteString(block); err != nil {
 		return fatalf("Can't write the account block: %v", err)
 	}
 	for _, w := range warnings {
-		fmt.Fprintf(os.Stderr, "WARN - %s\n", termSafe(w))
+		fmt.Fprintf(os.Stderr, "WARN - %s\n", clean(w, maxMessage))
 	}
 	return 0
 }
@@ -65,7 +64,7 @@ func discover(issuer, name string, device bool) (string, []string, error) {
 		u, _ := url.Parse(base)
 		name = u.Hostname()
 	}
-	if err := checkAccountName(name); err != nil || termSafe(name) != name {
+	if err := checkAccountName(name); err != nil || clean(name, len(name)) != name {
 		return "", nil, fmt.Errorf("%q is not a valid account name: give one without control or invisible characters", name)
 	}
 	m, from, tenant, err := fetchMetadata(issuer, base, candidates)
@@ -114,15 +113,13 @@ func wellKnown(issuer string) (base string, urls []string, err error) {
 	return base, urls, nil
 }
 
-// checkEndpoint is checkURL made stricter for URLs taken from the network:
-// https only (http is accepted on loopback, where nothing crosses a
-// network), and nothing that could garble a terminal or the account block.
+// checkEndpoint is the rule for URLs from a provider that the user will
+// see (checkShownURL: printable ASCII, nothing that could garble a terminal
+// or the account block), made stricter for the network: https only (http is
+// accepted on loopback, where nothing crosses a network).
 func checkEndpoint(s string) error {
-	if err := checkURL(s); err != nil {
+	if err := checkShownURL(s); err != nil {
 		return err
-	}
-	if termSafe(s) != s || strings.ContainsFunc(s, unicode.IsSpace) {
-		return errors.New("must not contain spaces, control or invisible characters")
 	}
 	u, _ := url.Parse(s)
 	if u.Scheme == "https" {
@@ -291,15 +288,4 @@ func discoverWarnings(m metadata, device bool) []string {
 // are \" and \\.
 func confString(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-}
-
-// termSafe replaces what can't be shown on a terminal as it is: control,
-// format (bidirectional overrides, zero-width) and separator characters.
-func termSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsGraphic(r) {
-			return r
-		}
-		return '?'
-	}, s)
 }
