@@ -62,12 +62,12 @@ func TestE2EUsageAndNoServer(t *testing.T) {
 	t.Parallel()
 	s := newSrvEnv(t, "")
 	usage := []string{
-		"pizauth dump", "pizauth info [-j] [-c config]", "pizauth refresh [-u] <account>",
+		"pizauth discover [-d] <issuer-url> [<account>]", "pizauth dump", "pizauth info [-j] [-c config]", "pizauth refresh [-u] <account>",
 		"pizauth reload", "pizauth restore", "pizauth revoke <account>",
 		"pizauth server [-c config] [-d] [-v...]", "pizauth show [-u] <account>",
 		"pizauth shutdown", "pizauth status",
 	}
-	for _, args := range [][]string{{}, {"frobnicate"}, {"show"}, {"show", "a", "b"}, {"refresh"}, {"revoke"}, {"show", "-x", "a"}} {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"show"}, {"show", "a", "b"}, {"refresh"}, {"revoke"}, {"show", "-x", "a"}, {"discover"}, {"discover", "a", "b", "c"}, {"discover", "-u", "a"}} {
 		out, errOut, code := s.run(args...)
 		if code != 1 || out != "" {
 			t.Errorf("pizauth %q: exit %d, stdout %q; want exit 1 and nothing on stdout", args, code, out)
