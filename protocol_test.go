@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -120,4 +121,23 @@ func FuzzFrame(f *testing.F) {
 			t.Fatalf("re-encoded request differs: %v", err)
 		}
 	})
+}
+
+// A frame that claims the 64 MiB maximum but carries a few bytes costs
+// what was read, not what was claimed: a client that lies about its length
+// cannot make the server allocate for it.
+func TestReadFrameAllocatesOnlyWhatArrives(t *testing.T) {
+	hdr := []byte{0x04, 0x00, 0x00, 0x00} // 64 MiB
+	in := append(hdr, bytes.Repeat([]byte("x"), 100)...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := readFrame(bytes.NewReader(in), maxFrame)
+	runtime.ReadMemStats(&after)
+	if err == nil || err.Error() != "truncated frame" {
+		t.Fatalf("short frame: %v", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<10 {
+		t.Errorf("reading 104 bytes of a frame claiming 64 MiB allocated %d bytes", got)
+	}
 }
