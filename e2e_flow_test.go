@@ -1326,8 +1326,19 @@ func TestE2ETokenResponseVariants(t *testing.T) {
 	t.Parallel()
 	p := newFakeProvider(t)
 	cs, ca, cl, cn := p.addClient(fakeClient{}), p.addClient(fakeClient{}), p.addClient(fakeClient{}), p.addClient(fakeClient{})
+	cf, ce := p.addClient(fakeClient{}), p.addClient(fakeClient{})
 	s := startSrv(t, e2eConf(map[string]string{"refresh_at_least": "2h"},
-		p.account("str", cs, ""), p.account("absent", ca, ""), p.account("large", cl, ""), p.account("norefresh", cn, "")))
+		p.account("str", cs, ""), p.account("absent", ca, ""), p.account("large", cl, ""), p.account("norefresh", cn, ""),
+		p.account("float", cf, ""), p.account("exp", ce, "")))
+
+	// Any JSON number: a fraction is truncated.
+	for _, tc := range []struct{ acct, raw string }{{"float", "3599.9"}, {"exp", "3.6e3"}} {
+		p.setExpiresIn(json.Number(tc.raw))
+		s.authorise(t, tc.acct)
+		if o, e := s.activeTimes(t, tc.acct); !e2eAbout(e.Sub(o), time.Hour, 5*time.Second) {
+			t.Errorf("expires_in %s: token valid for %v", tc.raw, e.Sub(o))
+		}
+	}
 
 	p.setTokenType("BEARER")
 	p.setExpiresIn("3600")

@@ -822,6 +822,33 @@ func TestRevoke(t *testing.T) {
 	}
 }
 
+// Every provider request uses a connection of its own: a pooled one kept
+// across a suspend could be long dead at the provider's end, and a POST
+// that fails on it is not retried.
+func TestEveryRequestOnAFreshConnection(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, okBody)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	p := newProvider()
+	for i := 0; i < 3; i++ {
+		if _, err := p.refresh(context.Background(), testAccount(srv.URL), tRefresh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("3 refreshes used %d connections, want 3", n)
+	}
+}
+
 func TestNewProviderDefaults(t *testing.T) {
 	p := newProvider()
 	if p.timeout != 30*time.Second || p.retries != 10 || p.retryDelay != 6*time.Second || p.sleep == nil {
