@@ -131,8 +131,9 @@ func (cl *connLimit) admit(c net.Conn, what string) net.Conn {
 			c.Close()
 			return nil
 		}
-		cl.forget(cl.idle[0])
-		cl.idle[0].Conn.Close()
+		old := cl.idle[0]
+		cl.forget(old)
+		old.Conn.Close()
 	}
 	lc := &limitedConn{Conn: c, cl: cl, idle: true, counted: true}
 	cl.open++
