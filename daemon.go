@@ -26,6 +26,8 @@ const readyFDEnv = "_PIZAUTH_READY_FD"
 // serverMain runs `pizauth server` and returns the exit status.
 func serverMain(o opts) int {
 	lg.setLevel(o.verbose)
+	// The last lines get out, unless the log is stalled.
+	defer lg.flush(time.Second)
 	// Whatever the launching shell left open (a pipe it waits on for EOF,
 	// say) must reach neither the detached server nor any hook.
 	closeInheritedOnExec()
@@ -89,23 +91,20 @@ func serverMain(o opts) int {
 		startHook("startup_cmd", startup, nil, 0)
 	}
 
-	stopping := false
 	for {
 		select {
 		case <-s.done:
 			logInfo("Stopped")
-			lg.flush(time.Second)
 			return 0
 		case sig := <-sigs:
 			switch {
 			case sig == syscall.SIGHUP:
 				s.reload()
-			case stopping:
+			case s.stopping.Load():
 				logWarn("Received %v again: stopping now, without waiting for token_event_cmd", sig)
 				s.st.events.close(0)
 			default:
 				logInfo("Received %v", sig)
-				stopping = true
 				go s.shutdown()
 			}
 		}

@@ -103,7 +103,9 @@ func TestE2EStalledLogNeverStallsServer(t *testing.T) {
 	}
 
 	lr := readPipe(r)
-	s.waitFor(t, func() bool { return strings.Contains(lr.buf.String(), " log lines dropped: the log output could not keep up") },
+	s.waitFor(t, func() bool {
+		return strings.Contains(lr.buf.String(), " log lines dropped: the log output could not keep up")
+	},
 		"the log to report the lines it dropped")
 
 	r.Close()

@@ -38,7 +38,6 @@ type logger struct {
 	level   atomic.Int32
 	queue   chan logLine
 	dropped atomic.Int64
-	start   sync.Once
 
 	mu  sync.Mutex     // guards w and sys against setOutput during a write
 	w   io.Writer      // stderr with -d; nil when logging to syslog
@@ -58,14 +57,12 @@ var lg = newLogger(os.Stderr)
 
 func newLogger(w io.Writer) *logger {
 	l := &logger{queue: make(chan logLine, logQueueLen), w: w}
-	l.level.Store(lvlError)
+	go l.writer()
 	return l
 }
 
 // setLevel changes the verbosity; safe to call at any time.
-func (l *logger) setLevel(n int) {
-	l.level.Store(int32(min(n, lvlTrace)))
-}
+func (l *logger) setLevel(n int) { l.level.Store(int32(min(n, lvlTrace))) }
 
 // setOutput sends later lines to w, or to sys when sys is not nil.
 func (l *logger) setOutput(w io.Writer, sys *syslog.Writer) {
@@ -74,31 +71,21 @@ func (l *logger) setOutput(w io.Writer, sys *syslog.Writer) {
 	l.mu.Unlock()
 }
 
-func (l *logger) enabled(lvl int) bool { return int32(lvl) <= l.level.Load() }
-
 func (l *logger) logf(lvl int, format string, args ...any) {
-	if !l.enabled(lvl) {
+	if int32(lvl) > l.level.Load() {
 		return
 	}
-	l.enqueue(logLine{lvl: lvl, t: time.Now(), msg: fmt.Sprintf(format, args...)})
-}
-
-func (l *logger) enqueue(line logLine) bool {
-	l.start.Do(func() { go l.writer() })
 	select {
-	case l.queue <- line:
-		return true
+	case l.queue <- logLine{lvl: lvl, t: time.Now(), msg: fmt.Sprintf(format, args...)}:
 	default:
 		l.dropped.Add(1)
-		return false
 	}
 }
 
 // flush waits up to d for every line queued so far to be written, and says
-// whether they were. It lets the last lines out at shutdown without letting
-// a stalled log hold the exit up.
+// whether they were: the last lines get out at shutdown, but a stalled log
+// cannot hold the exit up.
 func (l *logger) flush(d time.Duration) bool {
-	l.start.Do(func() { go l.writer() })
 	done := make(chan struct{})
 	t := time.NewTimer(d)
 	defer t.Stop()

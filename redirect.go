@@ -80,7 +80,11 @@ func (r *redirectListener) serve() {
 	}
 }
 
+// close stops listening; r may be nil.
 func (r *redirectListener) close() {
+	if r == nil {
+		return
+	}
 	for _, l := range r.ls {
 		l.Close()
 	}
@@ -96,16 +100,15 @@ type connLimit struct {
 	mu      sync.Mutex
 	max     int
 	open    int
-	idle    []*limitedConn // open, request not read yet; oldest first
+	idle    []*limitedConn // request not read yet; oldest first
 	dropped int            // closed to make room since the cap was last free
 }
 
 // limitedConn is a connection counted by a connLimit.
 type limitedConn struct {
 	net.Conn
-	cl      *connLimit
-	idle    bool // in cl.idle
-	counted bool // in cl.open
+	cl     *connLimit
+	closed bool // no longer counted
 }
 
 func newConnLimit(max int) *connLimit { return &connLimit{max: max} }
@@ -123,8 +126,7 @@ func (cl *connLimit) admit(c net.Conn, what string) net.Conn {
 		}
 		cl.dropped = 0
 	} else {
-		cl.dropped++
-		if cl.dropped == 1 {
+		if cl.dropped++; cl.dropped == 1 {
 			logWarn("%s: %d connections open: closing the oldest idle ones to make room", what, cl.max)
 		}
 		if len(cl.idle) == 0 {
@@ -132,46 +134,40 @@ func (cl *connLimit) admit(c net.Conn, what string) net.Conn {
 			return nil
 		}
 		old := cl.idle[0]
-		cl.forget(old)
+		cl.forget(old, true)
 		old.Conn.Close()
 	}
-	lc := &limitedConn{Conn: c, cl: cl, idle: true, counted: true}
+	lc := &limitedConn{Conn: c, cl: cl}
 	cl.open++
 	cl.idle = append(cl.idle, lc)
 	return lc
 }
 
-// forget stops counting lc. Called with cl.mu held.
-func (cl *connLimit) forget(lc *limitedConn) {
-	cl.unidle(lc)
-	if lc.counted {
-		cl.open--
-		lc.counted = false
-	}
-}
-
-// unidle marks lc as past its request: no longer to be closed to make
-// room. Called with cl.mu held.
-func (cl *connLimit) unidle(lc *limitedConn) {
-	if lc.idle {
-		i := slices.Index(cl.idle, lc)
+// forget takes lc off the idle list and, when closing, out of the count.
+// Called with cl.mu held.
+func (cl *connLimit) forget(lc *limitedConn, closing bool) {
+	if i := slices.Index(cl.idle, lc); i >= 0 {
 		cl.idle = slices.Delete(cl.idle, i, i+1)
-		lc.idle = false
+	}
+	if closing && !lc.closed {
+		lc.closed = true
+		cl.open--
 	}
 }
 
-// busy marks c, if a connLimit counts it, as past its request.
+// busy marks c, if a connLimit counts it, as past its request: it is no
+// longer closed to make room.
 func busy(c net.Conn) {
 	if lc, ok := c.(*limitedConn); ok {
 		lc.cl.mu.Lock()
-		lc.cl.unidle(lc)
+		lc.cl.forget(lc, false)
 		lc.cl.mu.Unlock()
 	}
 }
 
 func (lc *limitedConn) Close() error {
 	lc.cl.mu.Lock()
-	lc.cl.forget(lc)
+	lc.cl.forget(lc, true)
 	lc.cl.mu.Unlock()
 	return lc.Conn.Close()
 }

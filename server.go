@@ -47,7 +47,6 @@ type server struct {
 
 	cancel       context.CancelFunc
 	stopping     atomic.Bool // shutdown has begun: refuse new work
-	drainTimeout time.Duration
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once the socket is closed
 }
@@ -152,8 +151,7 @@ func startServer(confArg string) (*server, error) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{confPath: confPath, sockPath: sock, lock: lock, cancel: cancel,
-		drainTimeout: eventQueueDrainTimeout, done: make(chan struct{})}
+	s := &server{confPath: confPath, sockPath: sock, lock: lock, cancel: cancel, done: make(chan struct{})}
 	s.st = newState(ctx, conf, newProvider())
 	fail := func(err error) (*server, error) {
 		s.closeListeners()
@@ -210,12 +208,8 @@ func startServer(confArg string) (*server, error) {
 }
 
 func (s *server) closeListeners() {
-	if s.http != nil {
-		s.http.close()
-	}
-	if s.https != nil {
-		s.https.close()
-	}
+	s.http.close()
+	s.https.close()
 	if s.unix != nil {
 		s.unix.Close() // also removes the socket file
 	}
@@ -230,14 +224,10 @@ func (s *server) shutdown() {
 	s.shutdownOnce.Do(func() {
 		logInfo("Shutting down")
 		s.stopping.Store(true)
-		if s.http != nil {
-			s.http.close()
-		}
-		if s.https != nil {
-			s.https.close()
-		}
+		s.http.close()
+		s.https.close()
 		s.cancel()
-		s.st.events.close(s.drainTimeout)
+		s.st.events.close(eventQueueDrainTimeout)
 		s.unix.Close()
 		s.lock.Close()
 		close(s.done)
