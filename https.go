@@ -14,27 +14,11 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // hostname is os.Hostname; tests replace it.
 var hostname = os.Hostname
-
-// certName says whether a host name can go into a certificate as it is: a
-// DNS name there is ASCII letters, digits, hyphens and dots. A name in any
-// other script would need IDNA encoding, and nobody types the machine's own
-// name into a browser for a redirect anyway, so such a name is left out
-// rather than failing the server's start.
-func certName(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for _, c := range []byte(h) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
 
 // selfSignedCert makes the HTTPS redirect listener's certificate. It is new
 // at every start and its key never leaves memory, so there is nothing on
@@ -50,7 +34,11 @@ func selfSignedCert() (tls.Certificate, string, error) {
 		return tls.Certificate{}, "", fmt.Errorf("Can't make the HTTPS certificate: %v", err)
 	}
 	names := []string{"localhost"}
-	if h, err := hostname(); err == nil && certName(h) && h != "localhost" {
+	// A certificate holds only ASCII names, so a host name in another
+	// script is left out rather than failing the start (it would need IDNA
+	// encoding, and nobody types it for a redirect anyway).
+	if h, err := hostname(); err == nil && h != "" && h != "localhost" &&
+		!strings.ContainsFunc(h, func(r rune) bool { return r >= utf8.RuneSelf }) {
 		names = append(names, h)
 	}
 	now := time.Now()

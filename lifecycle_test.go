@@ -342,7 +342,7 @@ func TestCertLeavesOutUnencodableHostname(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		in   bool
-	}{{"mailhost.example", true}, {"bücher-pc", false}, {"пк", false}, {"a b", false}, {"", false}} {
+	}{{"mailhost.example", true}, {"bücher-pc", false}, {"пк", false}, {"", false}} {
 		hostname = func() (string, error) { return tc.name, nil }
 		cert, _, err := selfSignedCert()
 		if err != nil {

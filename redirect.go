@@ -92,82 +92,53 @@ func (r *redirectListener) close() {
 
 // connLimit caps the connections open at once on the redirect listeners,
 // since each costs a file descriptor that the Unix socket needs too. At the
-// cap, the oldest connection still waiting for its request is closed to make
-// room: a browser sends its request as soon as it connects, so whoever holds
-// connections open without sending one loses them first, and a real
-// redirect still gets through.
+// cap, the oldest connection is closed to make room: a browser sends its
+// request as soon as it connects and is answered at once, so the oldest is
+// almost always one held open without a request, and a real redirect still
+// gets through.
 type connLimit struct {
 	mu      sync.Mutex
 	max     int
-	open    int
-	idle    []*limitedConn // request not read yet; oldest first
+	open    []*limitedConn // oldest first
 	dropped int            // closed to make room since the cap was last free
 }
 
 // limitedConn is a connection counted by a connLimit.
 type limitedConn struct {
 	net.Conn
-	cl     *connLimit
-	closed bool // no longer counted
+	cl *connLimit
 }
 
 func newConnLimit(max int) *connLimit { return &connLimit{max: max} }
 
-// admit counts c in, making room if needed, or closes it and returns nil
-// when every connection is already past its request. The first connection
-// closed is logged at once and the total once the flood is over, rather than
-// one line each.
+// admit counts c in, closing the oldest connection if needed. The first
+// connection closed is logged at once and the total once the flood is over,
+// rather than one line each.
 func (cl *connLimit) admit(c net.Conn, what string) net.Conn {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	if cl.open < cl.max {
+	if len(cl.open) < cl.max {
 		if cl.dropped > 1 {
 			logWarn("%s: closed %d connections in all to stay within %d", what, cl.dropped, cl.max)
 		}
 		cl.dropped = 0
 	} else {
 		if cl.dropped++; cl.dropped == 1 {
-			logWarn("%s: %d connections open: closing the oldest idle ones to make room", what, cl.max)
+			logWarn("%s: %d connections open: closing the oldest to make room", what, cl.max)
 		}
-		if len(cl.idle) == 0 {
-			c.Close()
-			return nil
-		}
-		old := cl.idle[0]
-		cl.forget(old, true)
-		old.Conn.Close()
+		cl.open[0].Conn.Close()
+		cl.open = slices.Delete(cl.open, 0, 1)
 	}
-	lc := &limitedConn{Conn: c, cl: cl}
-	cl.open++
-	cl.idle = append(cl.idle, lc)
+	lc := &limitedConn{c, cl}
+	cl.open = append(cl.open, lc)
 	return lc
-}
-
-// forget takes lc off the idle list and, when closing, out of the count.
-// Called with cl.mu held.
-func (cl *connLimit) forget(lc *limitedConn, closing bool) {
-	if i := slices.Index(cl.idle, lc); i >= 0 {
-		cl.idle = slices.Delete(cl.idle, i, i+1)
-	}
-	if closing && !lc.closed {
-		lc.closed = true
-		cl.open--
-	}
-}
-
-// busy marks c, if a connLimit counts it, as past its request: it is no
-// longer closed to make room.
-func busy(c net.Conn) {
-	if lc, ok := c.(*limitedConn); ok {
-		lc.cl.mu.Lock()
-		lc.cl.forget(lc, false)
-		lc.cl.mu.Unlock()
-	}
 }
 
 func (lc *limitedConn) Close() error {
 	lc.cl.mu.Lock()
-	lc.cl.forget(lc, true)
+	if i := slices.Index(lc.cl.open, lc); i >= 0 {
+		lc.cl.open = slices.Delete(lc.cl.open, i, i+1)
+	}
 	lc.cl.mu.Unlock()
 	return lc.Conn.Close()
 }
@@ -175,7 +146,6 @@ func (lc *limitedConn) Close() error {
 // handle serves one request on one connection, then closes it.
 func (r *redirectListener) handle(c net.Conn) {
 	defer c.Close()
-	raw := c
 	c.SetDeadline(time.Now().Add(redirectTimeout))
 	c.SetReadDeadline(time.Now().Add(redirectHeaderTimeout))
 	if r.tlsConfig != nil {
@@ -188,7 +158,6 @@ func (r *redirectListener) handle(c net.Conn) {
 	}
 	lr := &io.LimitedReader{R: c, N: maxRedirectRequest}
 	req, err := http.ReadRequest(bufio.NewReaderSize(lr, 4096))
-	busy(raw)
 	if err != nil {
 		// A slow client has used up the deadline; give the 400 a moment
 		// of its own so the client learns why it was cut off.

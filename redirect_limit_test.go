@@ -40,7 +40,7 @@ func TestE2ERedirectFloodLowFDLimit(t *testing.T) {
 	s.authorise(t, "a")
 
 	logs := s.logs()
-	if n := strings.Count(logs, "connections open: closing the oldest idle ones"); n != 1 {
+	if n := strings.Count(logs, "connections open: closing the oldest to make room"); n != 1 {
 		t.Errorf("%d lines about the flood starting, want 1", n)
 	}
 	if strings.Contains(logs, "too many open files") {

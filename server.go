@@ -268,9 +268,7 @@ func acceptLoop(l net.Listener, what string, limit *connLimit, handle func(net.C
 			continue
 		}
 		if limit != nil {
-			if c = limit.admit(c, what); c == nil {
-				continue
-			}
+			c = limit.admit(c, what)
 		}
 		go handle(c)
 	}
