@@ -49,7 +49,9 @@ const eventQueueDrainTimeout = 3 * hookTimeout
 // a pipe: with a pipe, os/exec copies through a goroutine that Wait joins, so
 // a background grandchild holding the pipe open would stall the caller until
 // it exited. With a plain descriptor, Wait returns as soon as the shell does.
-// stdin is /dev/null so a hook can never wait on the terminal.
+// stdin is /dev/null so a hook can never wait on the terminal, and the
+// SIGTTOU that serverMain ignores stays ignored in hooks, so that on a
+// terminal with `stty tostop` their output does not stop them.
 func runHook(ctx context.Context, name, cmd string, env []string, timeout time.Duration) (exitCode int, err error) {
 	if cmd == "" {
 		return 0, nil
