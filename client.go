@@ -120,7 +120,12 @@ func clientMain(o opts) int {
 		return 0
 	case "info":
 		return infoMain(o)
-	case "reload", "shutdown", "dump":
+	case "shutdown":
+		if _, err := roundTrip([]byte("shutdown")); err != nil {
+			return fatalf("%v", err)
+		}
+		return waitStopped()
+	case "reload", "dump":
 		vals, err := roundTrip([]byte(o.cmd))
 		if err != nil {
 			return fatalf("%v", err)

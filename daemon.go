@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"log/syslog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // readyFDEnv names the environment variable through which a detached server
@@ -24,6 +26,11 @@ const readyFDEnv = "_PIZAUTH_READY_FD"
 // serverMain runs `pizauth server` and returns the exit status.
 func serverMain(o opts) int {
 	lg.setLevel(o.verbose)
+	// The last lines get out, unless the log is stalled.
+	defer lg.flush(time.Second)
+	// Whatever the launching shell left open (a pipe it waits on for EOF,
+	// say) must reach neither the detached server nor any hook.
+	closeInheritedOnExec()
 	var ready *os.File
 	if fd := os.Getenv(readyFDEnv); fd != "" {
 		os.Unsetenv(readyFDEnv)
@@ -35,15 +42,23 @@ func serverMain(o opts) int {
 	} else if !o.daemon {
 		return detach()
 	}
+	// A reader of stderr that goes away must not kill the server: with
+	// SIGPIPE caught, the write just fails. Hooks get the default back.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	// With `stty tostop`, a background process group writing to the
+	// terminal is stopped. Hooks run in their own group, so on a terminal
+	// they would stop at their first line of output; an ignored SIGTTOU is
+	// inherited across exec, and lets them (and us) write.
+	signal.Ignore(syscall.SIGTTOU)
 
 	var syslogErr error
 	if ready != nil {
 		sys, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "pizauth")
 		if err != nil {
 			syslogErr = err
-			lg.w = nil
+			lg.setOutput(nil, nil)
 		} else {
-			lg.sys = sys
+			lg.setOutput(nil, sys)
 		}
 	}
 
@@ -79,16 +94,43 @@ func serverMain(o opts) int {
 	for {
 		select {
 		case <-s.done:
-			s.st.events.close(eventQueueDrainTimeout)
+			logInfo("Stopped")
 			return 0
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
+			switch {
+			case sig == syscall.SIGHUP:
 				s.reload()
-				continue
+			case s.stopping.Load():
+				logWarn("Received %v again: stopping now, without waiting for token_event_cmd", sig)
+				s.st.events.close(0)
+			default:
+				logInfo("Received %v", sig)
+				go s.shutdown()
 			}
-			logInfo("Received %v", sig)
-			s.shutdown()
 		}
+	}
+}
+
+// closeInheritedOnExec marks every descriptor from 3 up close-on-exec. Where
+// the system lists a process's descriptors (/proc/self/fd on Linux) only
+// those are visited; elsewhere every number up to the descriptor limit,
+// which is enough in practice and costs well under a second.
+func closeInheritedOnExec() {
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range ents {
+			if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+				syscall.CloseOnExec(fd)
+			}
+		}
+		return
+	}
+	limit := uint64(1 << 16)
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && uint64(rl.Cur) < limit {
+		limit = uint64(rl.Cur)
+	}
+	for fd := 3; uint64(fd) < limit; fd++ {
+		syscall.CloseOnExec(fd)
 	}
 }
 
@@ -145,4 +187,22 @@ func notifySystemd() {
 	if _, err := c.Write([]byte("READY=1")); err != nil {
 		logWarn("Can't notify the service manager: %v", err)
 	}
+}
+
+// shutdownWait bounds how long `pizauth shutdown` waits for the server to
+// stop: the queued token events, then a moment to close.
+const shutdownWait = eventQueueDrainTimeout + 5*time.Second
+
+// waitStopped waits, after a shutdown request, until no server answers, so
+// that a script may start a new server (or read the file a token_event_cmd
+// saved) as soon as `pizauth shutdown` returns.
+func waitStopped() int {
+	deadline := time.Now().Add(shutdownWait)
+	for time.Now().Before(deadline) {
+		if _, err := roundTrip([]byte("info")); errors.Is(err, errNotRunning) {
+			return 0
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fatalf("The server is still stopping after %s (running token_event_cmd?): it stops once the queued token events have run or timed out; check with 'pizauth status'", shortDuration(shutdownWait))
 }

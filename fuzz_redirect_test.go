@@ -55,15 +55,7 @@ func offlineProvider() *provider {
 // quietLog silences the server's logger for the rest of the test: fuzzing
 // runs millions of inputs, each of which may log a failed exchange.
 func quietLog(tb testing.TB) {
-	lg.mu.Lock()
-	w, level := lg.w, lg.level
-	lg.w, lg.level = io.Discard, lvlTrace
-	lg.mu.Unlock()
-	tb.Cleanup(func() {
-		lg.mu.Lock()
-		lg.w, lg.level = w, level
-		lg.mu.Unlock()
-	})
+	tb.Cleanup(swapLog(io.Discard, lvlTrace))
 }
 
 const (

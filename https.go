@@ -14,7 +14,11 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
+
+// hostname is os.Hostname; tests replace it.
+var hostname = os.Hostname
 
 // selfSignedCert makes the HTTPS redirect listener's certificate. It is new
 // at every start and its key never leaves memory, so there is nothing on
@@ -30,7 +34,11 @@ func selfSignedCert() (tls.Certificate, string, error) {
 		return tls.Certificate{}, "", fmt.Errorf("Can't make the HTTPS certificate: %v", err)
 	}
 	names := []string{"localhost"}
-	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
+	// A certificate holds only ASCII names, so a host name in another
+	// script is left out rather than failing the start (it would need IDNA
+	// encoding, and nobody types it for a redirect anyway).
+	if h, err := hostname(); err == nil && h != "" && h != "localhost" &&
+		!strings.ContainsFunc(h, func(r rune) bool { return r >= utf8.RuneSelf }) {
 		names = append(names, h)
 	}
 	now := time.Now()

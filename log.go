@@ -6,6 +6,7 @@ import (
 	"log/syslog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,42 +21,104 @@ const (
 
 var levelNames = [...]string{"ERROR", "WARN", "INFO", "DEBUG", "TRACE"}
 
+// logQueueLen bounds the lines waiting for the writer. Far more than a busy
+// server logs in the time a healthy stderr or syslog takes to catch up.
+const logQueueLen = 1024
+
 // logger is the single sink for the server's diagnostics. It never receives
 // a token, refresh token, code, verifier or client secret: callers log
 // account names, URLs without secrets and error texts that were built
 // without secrets (see tokenError), nothing else.
+//
+// A log write can block for ever (a stderr pipe nobody reads, a stalled
+// syslog), so logf never writes: it queues the line for one writer goroutine
+// and, when the queue is full, drops the line and counts it. A request, or
+// code holding the state lock, therefore never waits on the log.
 type logger struct {
-	mu    sync.Mutex
-	level int
-	w     io.Writer      // stderr with -d; nil when logging to syslog
-	sys   *syslog.Writer // nil unless detached
+	level   atomic.Int32
+	queue   chan logLine
+	dropped atomic.Int64
+
+	mu  sync.Mutex     // guards w and sys against setOutput during a write
+	w   io.Writer      // stderr with -d; nil when logging to syslog
+	sys *syslog.Writer // nil unless detached
 }
 
-var lg = &logger{level: lvlError, w: os.Stderr}
+// logLine is a queued message, or (with flushed set) a marker that flush
+// waits for.
+type logLine struct {
+	lvl     int
+	t       time.Time
+	msg     string
+	flushed chan struct{}
+}
+
+var lg = newLogger(os.Stderr)
+
+func newLogger(w io.Writer) *logger {
+	l := &logger{queue: make(chan logLine, logQueueLen), w: w}
+	go l.writer()
+	return l
+}
 
 // setLevel changes the verbosity; safe to call at any time.
-func (l *logger) setLevel(n int) {
-	if n > lvlTrace {
-		n = lvlTrace
-	}
+func (l *logger) setLevel(n int) { l.level.Store(int32(min(n, lvlTrace))) }
+
+// setOutput sends later lines to w, or to sys when sys is not nil.
+func (l *logger) setOutput(w io.Writer, sys *syslog.Writer) {
 	l.mu.Lock()
-	l.level = n
+	l.w, l.sys = w, sys
 	l.mu.Unlock()
 }
 
-func (l *logger) enabled(lvl int) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return lvl <= l.level
-}
-
 func (l *logger) logf(lvl int, format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if lvl > l.level {
+	if int32(lvl) > l.level.Load() {
 		return
 	}
-	msg := fmt.Sprintf(format, args...)
+	select {
+	case l.queue <- logLine{lvl: lvl, t: time.Now(), msg: fmt.Sprintf(format, args...)}:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// flush waits up to d for every line queued so far to be written, and says
+// whether they were: the last lines get out at shutdown, but a stalled log
+// cannot hold the exit up.
+func (l *logger) flush(d time.Duration) bool {
+	done := make(chan struct{})
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case l.queue <- logLine{flushed: done}:
+	case <-t.C:
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// writer is the only goroutine that writes log lines.
+func (l *logger) writer() {
+	for line := range l.queue {
+		if line.flushed != nil {
+			close(line.flushed)
+			continue
+		}
+		if n := l.dropped.Swap(0); n > 0 {
+			l.write(lvlError, time.Now(), fmt.Sprintf("%d log lines dropped: the log output could not keep up", n))
+		}
+		l.write(line.lvl, line.t, line.msg)
+	}
+}
+
+func (l *logger) write(lvl int, t time.Time, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.sys != nil {
 		switch lvl {
 		case lvlError:
@@ -70,7 +133,7 @@ func (l *logger) logf(lvl int, format string, args ...any) {
 		return
 	}
 	if l.w != nil {
-		fmt.Fprintf(l.w, "%s %s %s\n", time.Now().Format("2006-01-02T15:04:05"), levelNames[lvl], msg)
+		fmt.Fprintf(l.w, "%s %s %s\n", t.Format("2006-01-02T15:04:05"), levelNames[lvl], msg)
 	}
 }
 

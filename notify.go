@@ -25,9 +25,11 @@ const (
 const maxQueuedEvents = 10000
 
 // eventQueueDrainTimeout is how long close is given, at server shutdown, to
-// run the events still queued before the running one is killed and the rest
-// are dropped. One hook's worth keeps `pizauth shutdown` prompt.
-const eventQueueDrainTimeout = hookTimeout
+// run the events still queued (each within its own timeout) before the
+// running one is killed and the rest are dropped. The last events are the
+// ones a saved dump must not miss, so this allows a few hooks, yet keeps
+// `pizauth shutdown` bounded when token_event_cmd hangs.
+const eventQueueDrainTimeout = 3 * hookTimeout
 
 // runHook is the one place that runs a user's shell command. It runs
 // `$SHELL -c cmd` (/bin/sh if $SHELL is unset or empty) with the server's
@@ -47,7 +49,9 @@ const eventQueueDrainTimeout = hookTimeout
 // a pipe: with a pipe, os/exec copies through a goroutine that Wait joins, so
 // a background grandchild holding the pipe open would stall the caller until
 // it exited. With a plain descriptor, Wait returns as soon as the shell does.
-// stdin is /dev/null so a hook can never wait on the terminal.
+// stdin is /dev/null so a hook can never wait on the terminal, and the
+// SIGTTOU that serverMain ignores stays ignored in hooks, so that on a
+// terminal with `stty tostop` their output does not stop them.
 func runHook(ctx context.Context, name, cmd string, env []string, timeout time.Duration) (exitCode int, err error) {
 	if cmd == "" {
 		return 0, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,10 +16,12 @@ import (
 	"time"
 )
 
-// syncBuffer collects log output written from several goroutines.
+// syncBuffer collects log output written from several goroutines. When
+// flush is set, String calls it first: the logger writes asynchronously.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	flush func()
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
@@ -28,6 +31,9 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 
 func (s *syncBuffer) String() string {
+	if s.flush != nil {
+		s.flush()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -36,17 +42,26 @@ func (s *syncBuffer) String() string {
 // captureLog sends the server log at level lvl to a buffer for one test.
 func captureLog(t *testing.T, lvl int) *syncBuffer {
 	t.Helper()
-	buf := &syncBuffer{}
-	lg.mu.Lock()
-	oldW, oldLvl := lg.w, lg.level
-	lg.w, lg.level = buf, lvl
-	lg.mu.Unlock()
-	t.Cleanup(func() {
-		lg.mu.Lock()
-		lg.w, lg.level = oldW, oldLvl
-		lg.mu.Unlock()
-	})
+	buf := &syncBuffer{flush: func() { lg.flush(5 * time.Second) }}
+	t.Cleanup(swapLog(buf, lvl))
 	return buf
+}
+
+// swapLog sends the server log at level lvl to w, once the lines already
+// queued have gone to the old output, and returns what undoes it.
+func swapLog(w io.Writer, lvl int) (restore func()) {
+	lg.flush(5 * time.Second)
+	lg.mu.Lock()
+	oldW, oldSys := lg.w, lg.sys
+	lg.mu.Unlock()
+	oldLvl := int(lg.level.Load())
+	lg.setOutput(w, nil)
+	lg.setLevel(lvl)
+	return func() {
+		lg.flush(5 * time.Second)
+		lg.setOutput(oldW, oldSys)
+		lg.setLevel(oldLvl)
+	}
 }
 
 func readFile(t *testing.T, path string) string {

@@ -3,13 +3,17 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -20,6 +24,10 @@ const (
 	// redirectTimeout bounds a whole redirect connection, so idle or slow
 	// clients cannot pile up.
 	redirectTimeout = 10 * time.Second
+	// redirectHeaderTimeout bounds the TLS handshake and the request: a
+	// browser sends its request as soon as it has connected, so a
+	// connection that stays silent only holds a slot.
+	redirectHeaderTimeout = 5 * time.Second
 )
 
 // redirectListener receives the browser's redirect after authorisation on
@@ -29,6 +37,7 @@ type redirectListener struct {
 	ls        []net.Listener
 	port      int
 	tlsConfig *tls.Config // nil for plain HTTP
+	conns     *connLimit  // shared by the HTTP and HTTPS listeners
 }
 
 // listenRedirect binds addr. The default address also gets ::1 on the same
@@ -41,31 +50,104 @@ func listenRedirect(addr string) ([]net.Listener, int, error) {
 	port := l.Addr().(*net.TCPAddr).Port
 	ls := []net.Listener{l}
 	if addr == defaultListen {
-		if l6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port))); err == nil {
+		if l6 := listenIPv6Loopback(port); l6 != nil {
 			ls = append(ls, l6)
-		} else {
-			logDebug("Not listening on [::1]:%d: %v", port, err)
 		}
 	}
 	return ls, port, nil
 }
 
+// listenIPv6Loopback binds [::1]:port, or says why it could not. A host
+// without IPv6 is normal; anything else (another process on the port) means
+// a browser that resolves localhost to ::1 hands the login to someone else.
+func listenIPv6Loopback(port int) net.Listener {
+	addr := net.JoinHostPort("::1", strconv.Itoa(port))
+	l, err := net.Listen("tcp6", addr)
+	switch {
+	case err == nil:
+		return l
+	case errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT):
+		logDebug("Not listening on %s: this host has no IPv6 loopback (%v)", addr, err)
+	default:
+		logWarn("Can't listen on %s (%v): a browser that resolves 'localhost' to ::1 will not reach pizauth; free the port or set http_listen/https_listen explicitly", addr, err)
+	}
+	return nil
+}
+
 func (r *redirectListener) serve() {
 	for _, l := range r.ls {
-		go acceptLoop(l, "Redirect listener", r.handle)
+		go acceptLoop(l, "Redirect listener", r.conns, r.handle)
 	}
 }
 
+// close stops listening; r may be nil.
 func (r *redirectListener) close() {
+	if r == nil {
+		return
+	}
 	for _, l := range r.ls {
 		l.Close()
 	}
+}
+
+// connLimit caps the connections open at once on the redirect listeners,
+// since each costs a file descriptor that the Unix socket needs too. At the
+// cap, the oldest connection is closed to make room: a browser sends its
+// request as soon as it connects and is answered at once, so the oldest is
+// almost always one held open without a request, and a real redirect still
+// gets through.
+type connLimit struct {
+	mu      sync.Mutex
+	max     int
+	open    []*limitedConn // oldest first
+	dropped int            // closed to make room since the cap was last free
+}
+
+// limitedConn is a connection counted by a connLimit.
+type limitedConn struct {
+	net.Conn
+	cl *connLimit
+}
+
+func newConnLimit(max int) *connLimit { return &connLimit{max: max} }
+
+// admit counts c in, closing the oldest connection if needed. The first
+// connection closed is logged at once and the total once the flood is over,
+// rather than one line each.
+func (cl *connLimit) admit(c net.Conn, what string) net.Conn {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if len(cl.open) < cl.max {
+		if cl.dropped > 1 {
+			logWarn("%s: closed %d connections in all to stay within %d", what, cl.dropped, cl.max)
+		}
+		cl.dropped = 0
+	} else {
+		if cl.dropped++; cl.dropped == 1 {
+			logWarn("%s: %d connections open: closing the oldest to make room", what, cl.max)
+		}
+		cl.open[0].Conn.Close()
+		cl.open = slices.Delete(cl.open, 0, 1)
+	}
+	lc := &limitedConn{c, cl}
+	cl.open = append(cl.open, lc)
+	return lc
+}
+
+func (lc *limitedConn) Close() error {
+	lc.cl.mu.Lock()
+	if i := slices.Index(lc.cl.open, lc); i >= 0 {
+		lc.cl.open = slices.Delete(lc.cl.open, i, i+1)
+	}
+	lc.cl.mu.Unlock()
+	return lc.Conn.Close()
 }
 
 // handle serves one request on one connection, then closes it.
 func (r *redirectListener) handle(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(redirectTimeout))
+	c.SetReadDeadline(time.Now().Add(redirectHeaderTimeout))
 	if r.tlsConfig != nil {
 		tc := tls.Server(c, r.tlsConfig)
 		if err := tc.Handshake(); err != nil {
@@ -128,11 +210,20 @@ func (r *redirectListener) respond(req *http.Request) (int, string) {
 }
 
 // matches says whether req arrived at the redirect URI the account sent:
-// same path, host and port.
+// same path, host and port. A port left out means the scheme's default, as
+// browsers leave out :80 and :443.
 func (r *redirectListener) matches(req *http.Request, redirectURI string) bool {
 	u, err := url.Parse(redirectURI)
 	if err != nil {
 		return false
+	}
+	scheme := "http"
+	if r.tlsConfig != nil {
+		scheme = "https"
+	}
+	wantPort := u.Port()
+	if wantPort == "" {
+		wantPort = defaultPort(u.Scheme)
 	}
 	want := u.Path
 	if want == "" {
@@ -144,10 +235,17 @@ func (r *redirectListener) matches(req *http.Request, redirectURI string) bool {
 	}
 	host, port, err := net.SplitHostPort(req.Host)
 	if err != nil {
-		host, port = req.Host, ""
+		host, port = req.Host, defaultPort(scheme)
 	}
-	return got == want && strings.EqualFold(strings.Trim(host, "[]"), u.Hostname()) &&
-		port == u.Port() && port == strconv.Itoa(r.port)
+	return got == want && u.Scheme == scheme && strings.EqualFold(strings.Trim(host, "[]"), u.Hostname()) &&
+		port == wantPort && port == strconv.Itoa(r.port)
+}
+
+func defaultPort(scheme string) string {
+	if scheme == "https" {
+		return "443"
+	}
+	return "80"
 }
 
 func reply(w io.Writer, status int, body string) {

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -24,7 +25,14 @@ const (
 	// touchInterval keeps the socket fresh: some systems clean runtime
 	// directories of files untouched for a while.
 	touchInterval = 6 * time.Hour
+	// maxRedirectConns caps concurrent connections to the redirect
+	// listeners: a login needs one or two, and every connection costs a
+	// file descriptor that the Unix socket needs too.
+	maxRedirectConns = 64
 )
+
+// errStopping answers requests for new work once shutdown has begun.
+var errStopping = errors.New("pizauth authenticator is shutting down: run the command again once it has restarted")
 
 // server ties the listeners to the state.
 type server struct {
@@ -35,10 +43,12 @@ type server struct {
 	http     *redirectListener // nil when http_listen = none
 	https    *redirectListener // nil when https_listen = none
 	fp       string            // HTTPS certificate fingerprint
+	lock     *os.File          // flock'd for the server's lifetime
 
 	cancel       context.CancelFunc
+	stopping     atomic.Bool // shutdown has begun: refuse new work
 	shutdownOnce sync.Once
-	done         chan struct{}
+	done         chan struct{} // closed once the socket is closed
 }
 
 // prepareRuntimeDir creates the runtime directory (both levels) if needed
@@ -64,6 +74,25 @@ func prepareRuntimeDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// lockRuntimeDir takes an exclusive lock that the server holds until it
+// exits, so that two servers starting at once cannot both decide that the
+// socket is stale and remove each other's.
+func lockRuntimeDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "pizauth.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("Can't open the lock file '%s': %v", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, errors.New("pizauth authenticator already running")
+		}
+		return nil, fmt.Errorf("Can't lock '%s': %v", path, err)
+	}
+	return f, nil
 }
 
 // checkNotRunning refuses to start over a live server and removes a stale
@@ -107,25 +136,33 @@ func startServer(confArg string) (*server, error) {
 	if err := prepareRuntimeDir(dir); err != nil {
 		return nil, err
 	}
+	lock, err := lockRuntimeDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	sock := socketPath(dir)
 	if err := checkNotRunning(sock); err != nil {
+		lock.Close()
 		return nil, err
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{confPath: confPath, sockPath: sock, cancel: cancel, done: make(chan struct{})}
+	s := &server{confPath: confPath, sockPath: sock, lock: lock, cancel: cancel, done: make(chan struct{})}
 	s.st = newState(ctx, conf, newProvider())
 	fail := func(err error) (*server, error) {
 		s.closeListeners()
 		cancel()
+		s.st.events.close(0)
+		lock.Close()
 		return nil, err
 	}
+	conns := newConnLimit(maxRedirectConns)
 	if conf.HTTPListen != "" {
 		ls, port, err := listenRedirect(conf.HTTPListen)
 		if err != nil {
 			return fail(err)
 		}
-		s.http = &redirectListener{st: s.st, ls: ls, port: port}
+		s.http = &redirectListener{st: s.st, ls: ls, port: port, conns: conns}
 		s.st.httpPort = port
 	}
 	if conf.HTTPSListen != "" {
@@ -137,7 +174,7 @@ func startServer(confArg string) (*server, error) {
 		if err != nil {
 			return fail(err)
 		}
-		s.https = &redirectListener{st: s.st, ls: ls, port: port,
+		s.https = &redirectListener{st: s.st, ls: ls, port: port, conns: conns,
 			tlsConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 		s.st.httpsPort = port
 		s.fp = fp
@@ -167,23 +204,28 @@ func startServer(confArg string) (*server, error) {
 }
 
 func (s *server) closeListeners() {
+	s.http.close()
+	s.https.close()
 	if s.unix != nil {
 		s.unix.Close() // also removes the socket file
 	}
-	if s.http != nil {
-		s.http.close()
-	}
-	if s.https != nil {
-		s.https.close()
-	}
 }
 
-// shutdown stops the server; safe to call more than once.
+// shutdown stops the server, and returns once it has stopped; safe to call
+// more than once, and concurrently. New work is refused at once, but the
+// socket keeps answering while the queued token events run, so that a
+// token_event_cmd can still save a `pizauth dump`. Only then does the
+// socket close.
 func (s *server) shutdown() {
 	s.shutdownOnce.Do(func() {
 		logInfo("Shutting down")
-		s.closeListeners()
+		s.stopping.Store(true)
+		s.http.close()
+		s.https.close()
 		s.cancel()
+		s.st.events.close(eventQueueDrainTimeout)
+		s.unix.Close()
+		s.lock.Close()
 		close(s.done)
 	})
 }
@@ -207,9 +249,10 @@ func (s *server) touchSocket(ctx context.Context) {
 func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
 
 // acceptLoop hands each connection on l to handle, in its own goroutine,
-// until l is closed. Other accept errors (out of file descriptors, say) are
-// logged and retried after a pause rather than ending the listener.
-func acceptLoop(l net.Listener, what string, handle func(net.Conn)) {
+// until l is closed; limit, if any, caps how many are open at once. Other
+// accept errors (out of file descriptors, say) are logged and retried after
+// a pause rather than ending the listener.
+func acceptLoop(l net.Listener, what string, limit *connLimit, handle func(net.Conn)) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -220,12 +263,15 @@ func acceptLoop(l net.Listener, what string, handle func(net.Conn)) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		if limit != nil {
+			c = limit.admit(c, what)
+		}
 		go handle(c)
 	}
 }
 
 func (s *server) serveUnix() {
-	acceptLoop(s.unix, "Socket", func(c net.Conn) { s.handleConn(c.(*net.UnixConn)) })
+	acceptLoop(s.unix, "Socket", nil, func(c net.Conn) { s.handleConn(c.(*net.UnixConn)) })
 }
 
 // handleConn serves one request. A malformed request gets an error response
@@ -263,7 +309,9 @@ func (s *server) handleConn(c *net.UnixConn) {
 	}
 	switch req.cmd {
 	case "shutdown":
-		s.shutdown()
+		// The client waits for the socket to go away; stopping takes as
+		// long as the queued token events.
+		go s.shutdown()
 	case "dump", "restore":
 		// A dump or restore of many accounts briefly holds several copies
 		// of every token (the frame, the decrypted payload, the adopted
@@ -289,6 +337,12 @@ func result(err error, values ...[]byte) []byte {
 func (s *server) dispatch(req request) []byte {
 	arg := func(i int) string { return string(req.args[i]) }
 	logTrace("Socket: %s request", req.cmd)
+	if s.stopping.Load() {
+		switch req.cmd {
+		case "refresh", "reload", "revoke", "restore":
+			return result(errStopping)
+		}
+	}
 	switch req.cmd {
 	case "show":
 		tok, err := s.st.show(arg(1), arg(0) == "u")
@@ -336,6 +390,9 @@ func portString(p int) string {
 // reload re-reads the configuration file the server started with. A bad
 // file changes nothing.
 func (s *server) reload() error {
+	if s.stopping.Load() {
+		return errStopping
+	}
 	conf, err := loadConfig(s.confPath)
 	if err == nil {
 		err = checkListeners(conf, s.http != nil, s.https != nil)
