@@ -174,10 +174,12 @@ func TestE2EShutdownRefusesNewWork(t *testing.T) {
 	dir := t.TempDir()
 	started, release := filepath.Join(dir, "started"), filepath.Join(dir, "release")
 	hook := fmt.Sprintf(`echo x > '%s'; while [ ! -e '%s' ]; do sleep 0.05; done`, started, release)
-	s := startSrv(t, e2eConf(map[string]string{"token_event_cmd": confQuote(hook)},
-		p.account("a", p.addClient(fakeClient{}), "")))
+	notes := filepath.Join(dir, "notes")
+	s := startSrv(t, e2eConf(map[string]string{"token_event_cmd": confQuote(hook), "auth_notify_cmd": hookAppend(notes, "$PIZAUTH_ACCOUNT")},
+		p.account("a", p.addClient(fakeClient{}), ""), p.account("b", p.addClient(fakeClient{}), "")))
 	tok := s.authorise(t, "a")
 	s.waitFor(t, func() bool { return e2eRead(started) != "" }, "the token_new hook to start")
+	notified := e2eRead(notes)
 
 	shutdownDone := make(chan int, 1)
 	go func() { _, _, code := s.run("shutdown"); shutdownDone <- code }()
@@ -193,6 +195,10 @@ func TestE2EShutdownRefusesNewWork(t *testing.T) {
 	if got := s.showToken(t, "a"); got != tok {
 		t.Errorf("show while shutting down: %q, want %q", got, tok)
 	}
+	// No login starts whose redirect nobody would receive.
+	if _, errOut, code := s.run("show", "b"); code != 1 || !strings.Contains(errOut, "shutting down") {
+		t.Errorf("show of an account without a token while shutting down: exit %d, stderr %q", code, errOut)
+	}
 	s.mustRun(t, "status")
 	s.mustRun(t, "dump")
 	select {
@@ -206,6 +212,9 @@ func TestE2EShutdownRefusesNewWork(t *testing.T) {
 	}
 	if err := s.waitExit(t); err != nil {
 		t.Errorf("server exited with %v", err)
+	}
+	if got := e2eRead(notes); got != notified {
+		t.Errorf("auth_notify_cmd ran during shutdown: %q", got)
 	}
 }
 

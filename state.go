@@ -334,6 +334,12 @@ func (s *state) answerOnce(name string, noURL, explicit bool) (string, *firstAns
 		return "", nil, noAccount(name)
 	}
 	now := s.clock()
+	if s.ctx.Err() != nil && (a.kind != kindActive || a.expired(now)) {
+		// Shutting down: a valid token is still served, but nothing new
+		// starts, least of all a login whose redirect nobody would receive.
+		s.mu.Unlock()
+		return "", nil, errStopping
+	}
 	switch a.kind {
 	case kindActive:
 		if !a.expired(now) && !(explicit && a.renewable()) {
