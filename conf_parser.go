@@ -204,57 +204,45 @@ const (
 	inAccount = 2
 )
 
+// keys names every setting, by keyID, with the scopes where it may appear.
+// An array rather than a map: it is laid out by the linker, so nothing is
+// built when `pizauth show`, which reads no configuration, starts.
+var keys = [nKeys]struct {
+	name  string
+	scope uint8
+}{
+	kAuthNotifyCmd:           {"auth_notify_cmd", inGlobal},
+	kAuthNotifyInterval:      {"auth_notify_interval", inGlobal},
+	kErrorNotifyCmd:          {"error_notify_cmd", inGlobal},
+	kHTTPListen:              {"http_listen", inGlobal},
+	kHTTPSListen:             {"https_listen", inGlobal},
+	kRefreshAtLeast:          {"refresh_at_least", inGlobal | inAccount},
+	kRefreshBeforeExpiry:     {"refresh_before_expiry", inGlobal | inAccount},
+	kRefreshRetry:            {"refresh_retry", inGlobal | inAccount},
+	kStartupCmd:              {"startup_cmd", inGlobal},
+	kTokenEventCmd:           {"token_event_cmd", inGlobal},
+	kTransientErrorIfCmd:     {"transient_error_if_cmd", inGlobal},
+	kAuthURI:                 {"auth_uri", inAccount},
+	kTokenURI:                {"token_uri", inAccount},
+	kClientID:                {"client_id", inAccount},
+	kClientSecret:            {"client_secret", inAccount},
+	kScopes:                  {"scopes", inAccount},
+	kRedirectURI:             {"redirect_uri", inAccount},
+	kAuthURIFields:           {"auth_uri_fields", inAccount},
+	kLoginHint:               {"login_hint", inAccount},
+	kDeviceAuthURI:           {"device_auth_uri", inAccount},
+	kTokenEndpointAuthMethod: {"token_endpoint_auth_method", inAccount},
+	kRevokeURI:               {"revoke_uri", inAccount},
+	kGrantType:               {"grant_type", inAccount},
+}
+
 // lookupKey maps a setting name to its identity and the scopes where it
-// may appear. A switch rather than a map: it is on the hot path of large
-// configurations and needs no hashing.
+// may appear.
 func lookupKey(name string) (id keyID, scope uint8, ok bool) {
-	switch name {
-	case "auth_notify_cmd":
-		return kAuthNotifyCmd, inGlobal, true
-	case "auth_notify_interval":
-		return kAuthNotifyInterval, inGlobal, true
-	case "error_notify_cmd":
-		return kErrorNotifyCmd, inGlobal, true
-	case "http_listen":
-		return kHTTPListen, inGlobal, true
-	case "https_listen":
-		return kHTTPSListen, inGlobal, true
-	case "refresh_at_least":
-		return kRefreshAtLeast, inGlobal | inAccount, true
-	case "refresh_before_expiry":
-		return kRefreshBeforeExpiry, inGlobal | inAccount, true
-	case "refresh_retry":
-		return kRefreshRetry, inGlobal | inAccount, true
-	case "startup_cmd":
-		return kStartupCmd, inGlobal, true
-	case "token_event_cmd":
-		return kTokenEventCmd, inGlobal, true
-	case "transient_error_if_cmd":
-		return kTransientErrorIfCmd, inGlobal, true
-	case "auth_uri":
-		return kAuthURI, inAccount, true
-	case "token_uri":
-		return kTokenURI, inAccount, true
-	case "client_id":
-		return kClientID, inAccount, true
-	case "client_secret":
-		return kClientSecret, inAccount, true
-	case "scopes":
-		return kScopes, inAccount, true
-	case "redirect_uri":
-		return kRedirectURI, inAccount, true
-	case "auth_uri_fields":
-		return kAuthURIFields, inAccount, true
-	case "login_hint":
-		return kLoginHint, inAccount, true
-	case "device_auth_uri":
-		return kDeviceAuthURI, inAccount, true
-	case "token_endpoint_auth_method":
-		return kTokenEndpointAuthMethod, inAccount, true
-	case "revoke_uri":
-		return kRevokeURI, inAccount, true
-	case "grant_type":
-		return kGrantType, inAccount, true
+	for i, k := range keys {
+		if k.name == name {
+			return keyID(i), k.scope, true
+		}
 	}
 	return 0, 0, false
 }
@@ -429,12 +417,9 @@ func (p *parser) parseAccount() error {
 	if a.GrantType == grantClientCredentials {
 		// Nobody logs in: a browser or device setting is a mistake that
 		// would otherwise pass silently.
-		for _, k := range [...]struct {
-			id   keyID
-			name string
-		}{{kAuthURI, "auth_uri"}, {kDeviceAuthURI, "device_auth_uri"}, {kRedirectURI, "redirect_uri"}} {
-			if at := seen[k.id]; at != (pos{}) {
-				return errAt(at, "'%s' can't be used with grant_type = \"client_credentials\", where nobody logs in: remove it", k.name)
+		for _, k := range [...]keyID{kAuthURI, kDeviceAuthURI, kRedirectURI} {
+			if at := seen[k]; at != (pos{}) {
+				return errAt(at, "'%s' can't be used with grant_type = \"client_credentials\", where nobody logs in: remove it", keys[k].name)
 			}
 		}
 		if a.ClientSecret == "" {
@@ -909,17 +894,7 @@ const secureKeyVersion = 1
 // their dumps still restore. The key contains the client secret: it is for
 // comparison and sealed dumps only, never for logs.
 func (a *Account) secureKey() []byte {
-	n := 1 + 4*10 + len(a.Name) + len(a.AuthURI) + len(a.ClientID) +
-		len(a.ClientSecret) + len(a.RedirectURI) + len(a.TokenURI) +
-		len(a.DeviceAuthURI) + len(a.TokenEndpointAuthMethod) + 10 + len(a.RevokeURI) + len(a.GrantType)
-	for _, kv := range a.AuthURIFields {
-		n += 8 + len(kv.Key) + len(kv.Value)
-	}
-	for _, s := range a.Scopes {
-		n += 4 + len(s)
-	}
-	b := make([]byte, 0, n)
-	b = append(b, secureKeyVersion)
+	b := []byte{secureKeyVersion}
 	b = appendStr(b, a.Name)
 	b = appendStr(b, a.AuthURI)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(a.AuthURIFields)))

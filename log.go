@@ -36,6 +36,7 @@ const logQueueLen = 1024
 // code holding the state lock, therefore never waits on the log.
 type logger struct {
 	level   atomic.Int32
+	once    sync.Once // starts the writer: only a server ever logs
 	queue   chan logLine
 	dropped atomic.Int64
 
@@ -53,12 +54,17 @@ type logLine struct {
 	flushed chan struct{}
 }
 
-var lg = newLogger(os.Stderr)
+// lg is built by the linker, not at start-up: `pizauth show` never logs,
+// and pays for no queue and no goroutine.
+var lg = &logger{w: os.Stderr}
 
-func newLogger(w io.Writer) *logger {
-	l := &logger{queue: make(chan logLine, logQueueLen), w: w}
-	go l.writer()
-	return l
+func newLogger(w io.Writer) *logger { return &logger{w: w} }
+
+func (l *logger) start() {
+	l.once.Do(func() {
+		l.queue = make(chan logLine, logQueueLen)
+		go l.writer()
+	})
 }
 
 // setLevel changes the verbosity; safe to call at any time.
@@ -75,6 +81,7 @@ func (l *logger) logf(lvl int, format string, args ...any) {
 	if int32(lvl) > l.level.Load() {
 		return
 	}
+	l.start()
 	select {
 	case l.queue <- logLine{lvl: lvl, t: time.Now(), msg: fmt.Sprintf(format, args...)}:
 	default:
@@ -86,6 +93,7 @@ func (l *logger) logf(lvl int, format string, args ...any) {
 // whether they were: the last lines get out at shutdown, but a stalled log
 // cannot hold the exit up.
 func (l *logger) flush(d time.Duration) bool {
+	l.start()
 	done := make(chan struct{})
 	t := time.NewTimer(d)
 	defer t.Stop()

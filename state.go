@@ -519,14 +519,15 @@ func (s *state) pendingByState(st string) (pendingAuth, bool) {
 
 // authFailed returns a pending account to Empty and tells the user why.
 func (s *state) authFailed(name string, version uint64, msg string) {
-	s.failed(name, version, msg, false)
+	s.failed(name, version, msg, false, true)
 }
 
 // failed is authFailed for every request. With paced set (a request that
 // `show` repeats by itself: device authorisation, client credentials), the
 // failure is also kept, so that the next show reports it and waits
-// refresh_retry before asking the provider again.
-func (s *state) failed(name string, version uint64, msg string, paced bool) {
+// refresh_retry before asking the provider again. notify is false for a
+// failure only time can fix, which the caller logs.
+func (s *state) failed(name string, version uint64, msg string, paced, notify bool) {
 	s.mu.Lock()
 	a := s.accts[name]
 	if a == nil || a.version != version {
@@ -540,7 +541,10 @@ func (s *state) failed(name string, version uint64, msg string, paced bool) {
 	}
 	cmd := s.conf.ErrorNotifyCmd
 	s.mu.Unlock()
-	notifyError(cmd, name, msg)
+	if notify {
+		notifyError(cmd, name, msg)
+	}
+	s.wake()
 }
 
 // beginExchange claims a pending request for the code that has arrived, so
@@ -697,22 +701,14 @@ func (s *state) requestCC(ctx context.Context, first *firstAnswer, name string, 
 	case err == nil:
 		s.adopt(name, version, res, "token_new")
 	default:
+		// A transient failure is nothing the user can act on: it goes to
+		// the log and to the next show, which retries after refresh_retry.
 		var te *tokenError
-		if errors.As(err, &te) && te.Transient {
-			// Nothing the user can do: say so in the log and to the
-			// next show, and try again after refresh_retry.
+		transient := errors.As(err, &te) && te.Transient
+		if transient {
 			logWarn("Transient error requesting a token for '%s', will retry: %v", name, err)
-			s.mu.Lock()
-			if a := s.accts[name]; a != nil && a.version == version {
-				a.reset()
-				a.version = s.bump()
-				a.lastAttempt, a.lastErr = s.clock(), fmt.Sprintf("Token request failed: %v", err)
-			}
-			s.mu.Unlock()
-			s.wake()
-			return
 		}
-		s.failed(name, version, fmt.Sprintf("Token request failed: %v", err), true)
+		s.failed(name, version, fmt.Sprintf("Token request failed: %v", err), true, !transient)
 	}
 }
 
@@ -724,7 +720,7 @@ func (s *state) deviceAuthorize(ctx context.Context, first *firstAnswer, name st
 		return
 	}
 	if err != nil {
-		s.failed(name, version, fmt.Sprintf("Device authorisation failed: %v", err), true)
+		s.failed(name, version, fmt.Sprintf("Device authorisation failed: %v", err), true, true)
 		return
 	}
 	s.mu.Lock()
@@ -928,40 +924,82 @@ func (s *state) restore(entries []dumpEntry) int {
 	return n
 }
 
+// statusFormatVersion is bumped whenever the `status -j` object changes
+// shape, so scripts can refuse what they do not understand.
+const statusFormatVersion = 1
+
+// acctStatus is one account in `pizauth status -j`, and the source of its
+// line in `pizauth status`. It never holds a token.
+type acctStatus struct {
+	Name             string     `json:"name"`
+	State            string     `json:"state"`
+	Obtained         *time.Time `json:"obtained"`
+	Expires          *time.Time `json:"expires"`
+	LastRefresh      *time.Time `json:"last_refresh_attempt"`
+	LastNotification *time.Time `json:"last_notification"`
+	UserCode         *string    `json:"user_code"`
+	VerificationURI  *string    `json:"verification_uri"`
+	requesting       bool       // a first client-credentials request
+}
+
+// status describes every account, sorted by name.
+func (s *state) status() []acctStatus {
+	ts := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		t = t.Local().Truncate(time.Second)
+		return &t
+	}
+	s.mu.Lock()
+	now := s.clock()
+	out := make([]acctStatus, 0, len(s.accts))
+	for name, a := range s.accts {
+		j := acctStatus{Name: name, State: "empty"}
+		switch {
+		case a.kind == kindPending:
+			j.State, j.LastNotification, j.requesting = "pending", ts(a.lastNotify.wall), isCC(a.acct)
+			if a.device != nil {
+				j.UserCode, j.VerificationURI = &a.device.UserCode, &a.device.VerificationURI
+			}
+		case a.kind == kindActive:
+			j.State = "active"
+			if a.expired(now) {
+				j.State = "expired"
+			}
+			j.Obtained, j.Expires, j.LastRefresh = ts(a.obtained.wall), ts(a.expiry), ts(a.lastAttempt.wall)
+		}
+		out = append(out, j)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, k int) bool { return out[i].Name < out[k].Name })
+	return out
+}
+
 // statusText is the text of `pizauth status`.
 func (s *state) statusText() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.accts))
-	for name := range s.accts {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	now := s.clock()
 	var b []byte
-	for _, name := range names {
-		a := s.accts[name]
-		b = append(b, name...)
-		b = append(b, ": "...)
+	for _, a := range s.status() {
+		b = append(b, a.Name+": "...)
 		switch {
-		case a.kind == kindEmpty:
+		case a.State == "empty":
 			b = append(b, "No access token"...)
-		case a.kind == kindPending && isCC(a.acct):
+		case a.requesting:
 			b = append(b, "Access token requested (waiting for the token endpoint)"...)
-		case a.kind == kindPending:
+		case a.State == "pending":
 			b = append(b, "Access token pending authentication"...)
-			if a.device != nil {
-				b = fmt.Appendf(b, " (code %s at %s)", a.device.UserCode, a.device.VerificationURI)
+			if a.UserCode != nil {
+				b = fmt.Appendf(b, " (code %s at %s)", *a.UserCode, *a.VerificationURI)
 			}
-			if !a.lastNotify.wall.IsZero() {
-				b = fmt.Appendf(b, " (last notification %s)", fmtTime(a.lastNotify.wall))
+			if a.LastNotification != nil {
+				b = fmt.Appendf(b, " (last notification %s)", fmtTime(*a.LastNotification))
 			}
-		case !a.expired(now):
-			b = fmt.Appendf(b, "Active access token (obtained %s; expires %s)", fmtTime(a.obtained.wall), fmtTime(a.expiry))
-		case a.lastAttempt.wall.IsZero():
+		case a.State == "active":
+			b = fmt.Appendf(b, "Active access token (obtained %s; expires %s)", fmtTime(*a.Obtained), fmtTime(*a.Expires))
+		case a.LastRefresh == nil:
 			b = append(b, "Access token expired (refresh not yet attempted)"...)
 		default:
-			b = fmt.Appendf(b, "Access token expired (last refresh attempt %s)", fmtTime(a.lastAttempt.wall))
+			b = fmt.Appendf(b, "Access token expired (last refresh attempt %s)", fmtTime(*a.LastRefresh))
 		}
 		b = append(b, '\n')
 	}
@@ -970,58 +1008,11 @@ func (s *state) statusText() string {
 
 func fmtTime(t time.Time) string { return t.Local().Format(time.RFC1123Z) }
 
-// statusFormatVersion is bumped whenever the `status -j` object changes
-// shape, so scripts can refuse what they do not understand.
-const statusFormatVersion = 1
-
-// statusJSON is the `pizauth status -j` object. It never holds a token.
+// statusJSON is the `pizauth status -j` object.
 func (s *state) statusJSON() []byte {
-	type acctJSON struct {
-		Name             string  `json:"name"`
-		State            string  `json:"state"`
-		Obtained         *string `json:"obtained"`
-		Expires          *string `json:"expires"`
-		LastRefresh      *string `json:"last_refresh_attempt"`
-		LastNotification *string `json:"last_notification"`
-		UserCode         *string `json:"user_code"`
-		VerificationURI  *string `json:"verification_uri"`
-	}
-	ts := func(t time.Time) *string {
-		if t.IsZero() {
-			return nil
-		}
-		v := t.Format(time.RFC3339)
-		return &v
-	}
-	str := func(v string) *string { return &v }
-	s.mu.Lock()
-	now := s.clock()
-	out := struct {
-		Version  int        `json:"status_format_version"`
-		Accounts []acctJSON `json:"accounts"`
-	}{Version: statusFormatVersion, Accounts: make([]acctJSON, 0, len(s.accts))}
-	for name, a := range s.accts {
-		j := acctJSON{Name: name}
-		switch {
-		case a.kind == kindEmpty:
-			j.State = "empty"
-		case a.kind == kindPending:
-			j.State = "pending"
-			j.LastNotification = ts(a.lastNotify.wall)
-			if a.device != nil {
-				j.UserCode, j.VerificationURI = str(a.device.UserCode), str(a.device.VerificationURI)
-			}
-		default:
-			j.State = "active"
-			if a.expired(now) {
-				j.State = "expired"
-			}
-			j.Obtained, j.Expires, j.LastRefresh = ts(a.obtained.wall), ts(a.expiry), ts(a.lastAttempt.wall)
-		}
-		out.Accounts = append(out.Accounts, j)
-	}
-	s.mu.Unlock()
-	sort.Slice(out.Accounts, func(i, k int) bool { return out.Accounts[i].Name < out.Accounts[k].Name })
-	b, _ := json.Marshal(out)
+	b, _ := json.Marshal(struct {
+		Version  int          `json:"status_format_version"`
+		Accounts []acctStatus `json:"accounts"`
+	}{statusFormatVersion, s.status()})
 	return append(b, '\n')
 }
