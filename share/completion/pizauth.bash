@@ -9,7 +9,7 @@
 # offered quoted with %q.
 
 # Prints one account name per line from the configuration file $1 (or the
-# default one when $1 is empty).
+# default one when $1 is empty), with the file's \" and \\ escapes undone.
 _pizauth_accounts()
 {
     local conf=$1
@@ -22,7 +22,8 @@ _pizauth_accounts()
     fi
     conf=${conf/#\~/$HOME}
     [[ -r $conf ]] || return 0
-    sed -n -e 's/^[[:space:]]*account[[:space:]]*"\([^"]*\)".*/\1/p' -- "$conf" 2>/dev/null
+    sed -n -E -e 's/^[[:space:]]*account[[:space:]]*"(([^"\\]|\\.)*)".*/\1/' \
+        -e tu -e d -e :u -e 's/\\(.)/\1/g' -e p -- "$conf" 2>/dev/null
 }
 
 _pizauth()

@@ -25,7 +25,9 @@ function __pizauth_accounts
     end
     set conf (string replace -r '^~' -- $HOME $conf)
     test -r "$conf"; or return 0
-    sed -n -e 's/^[[:space:]]*account[[:space:]]*"\([^"]*\)".*/\1/p' -- $conf 2>/dev/null
+    # fish's single quotes take \\ for one backslash.
+    sed -n -E -e 's/^[[:space:]]*account[[:space:]]*"(([^"\\\\]|\\\\.)*)".*/\1/' \
+        -e tu -e d -e :u -e 's/\\\\(.)/\1/g' -e p -- $conf 2>/dev/null
 end
 
 # True when the command line has a command that takes an account but no
