@@ -415,7 +415,7 @@ run_rc_command() {
 
 // freeBSDSu stands in for FreeBSD's su(1) run by root: options, the login,
 // then the shell's arguments; with -m the shell is root's own (sh, or csh
-// on older systems: STUB_ROOT_SHELL), which gets -f and -m as FreeBSD's su
+// on older systems: @ROOT_SHELL@), which gets -f and -m as FreeBSD's su
 // passes them to csh. It does not change user: the namespace's root is the
 // test's user. It logs how it was called to su.log beside its directory,
 // as the rc script gives it no environment of the test's.
@@ -527,11 +527,9 @@ func testRCLifecycle(t *testing.T, ns *rcNS, sc rcScenario, s *srv, marker strin
 		"STUB_SHELL=" + sc.shell,
 		"PIZAUTH_RC_CANARY=must-not-reach-the-server",
 	}, sc.env...)
-	if ns.user || os.Getuid() == 0 {
-		// In the namespace the test's user is root, whom the scripts
-		// (rightly) refuse; TestRCRefusesRoot covers that.
-		env = append(env, "STUB_SKIP_PRECMD=1")
-	}
+	// In the namespace the test's user is root, whom the scripts (rightly)
+	// refuse; TestRCRefusesRoot covers that.
+	env = append(env, "STUB_SKIP_PRECMD=1")
 	rcRun := func(action string) (string, int) {
 		t.Helper()
 		out, errOut, code := ns.run(env, sc.shell, rc, action)
