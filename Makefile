@@ -41,7 +41,8 @@ CROSS_ARCH = amd64 arm64
 TEST_TIMEOUT = 10m
 
 .PHONY: all check check-fmt check-vet check-test check-cross check-man \
-	check-completion check-install check-installed check-uninstalled \
+	check-completion check-install check-installed check-install-busy \
+	check-uninstalled \
 	check-repro install uninstall bench bench-memory clean
 
 all:
@@ -90,14 +91,20 @@ check-repro:
 	if [ $$st -eq 0 ]; then echo "reproducible build: ok"; \
 	else echo "reproducible build: two builds of this tree differ (or failed)"; fi; exit $$st
 
-# Any mandoc message fails the check, except "referenced manual not found":
-# whether age(1) or mbsync(1) is installed says nothing about our pages.
+# Any mandoc message fails the check, except "referenced manual not found"
+# for another project's manual: whether age(1) or mbsync(1) is installed says
+# nothing about our pages. mandoc looks the references up in an empty
+# directory (-W style -M), never in this machine's manuals, so a stale or
+# missing mandoc.db ("outdated mandoc.db lacks msmtp(1) entry") cannot fail
+# the check; it still finds references to our own two pages, which it falls
+# back to looking for in the current directory, so a wrong one fails.
 check-man:
 	@command -v mandoc >/dev/null 2>&1 || { \
 		echo "mandoc not found: install it (Debian: apt-get install mandoc)"; exit 1; }
-	@out=`mandoc -Tlint pizauth.1 pizauth.conf.5 2>&1 | \
-		grep -v 'STYLE: referenced manual not found'`; if [ -n "$$out" ]; then \
-		echo "$$out"; exit 1; fi
+	@empty=`mktemp -d` || exit 1; \
+	out=`mandoc -Tlint -W style -M "$$empty" pizauth.1 pizauth.conf.5 2>&1 | \
+		awk '!/STYLE: referenced manual not found: Xr / || / Xr pizauth(\.conf)? [0-9]/'`; \
+	rmdir "$$empty"; if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
 	@echo "mandoc -Tlint: ok"
 
 check-completion:
@@ -118,18 +125,20 @@ check-completion:
 	bash -n .ci/run
 
 # Installs into a scratch DESTDIR with this make and, when present, with BSD
-# make too, then checks that every file arrived and that uninstall removes
-# them all again.
+# make too, each time under umask 077, then checks that every file arrived
+# with its mode and every directory is 0755, that installing again over a
+# running pizauth works, and that uninstall removes everything again.
 check-install: pizauth
 	@tmp=`mktemp -d`; \
-	$(MAKE) install DESTDIR="$$tmp" PREFIX=/usr/local >/dev/null && \
+	(umask 077 && $(MAKE) install DESTDIR="$$tmp" PREFIX=/usr/local >/dev/null) && \
 	$(MAKE) -s check-installed DESTDIR="$$tmp" PREFIX=/usr/local && \
+	$(MAKE) -s check-install-busy DESTDIR="$$tmp" PREFIX=/usr/local && \
 	$(MAKE) uninstall DESTDIR="$$tmp" PREFIX=/usr/local >/dev/null && \
 	$(MAKE) -s check-uninstalled DESTDIR="$$tmp" PREFIX=/usr/local; \
 	st=$$?; rm -rf "$$tmp"; exit $$st
 	@if command -v bmake >/dev/null 2>&1; then \
 		tmp=`mktemp -d`; \
-		MAKEFLAGS= MFLAGS= MAKELEVEL= bmake install DESTDIR="$$tmp" PREFIX=/usr/local >/dev/null && \
+		(umask 077 && MAKEFLAGS= MFLAGS= MAKELEVEL= bmake install DESTDIR="$$tmp" PREFIX=/usr/local >/dev/null) && \
 		MAKEFLAGS= MFLAGS= MAKELEVEL= bmake -s check-installed DESTDIR="$$tmp" PREFIX=/usr/local && \
 		MAKEFLAGS= MFLAGS= MAKELEVEL= bmake uninstall DESTDIR="$$tmp" PREFIX=/usr/local >/dev/null && \
 		MAKEFLAGS= MFLAGS= MAKELEVEL= bmake -s check-uninstalled DESTDIR="$$tmp" PREFIX=/usr/local && \
@@ -150,15 +159,50 @@ INSTALLED_FILES = \
 	$(EXAMPLESDIR)/freebsd/rc.d/pizauth
 
 check-installed:
+	@[ -n "$(DESTDIR)" ] || { echo "check-installed needs a scratch DESTDIR"; exit 1; }
 	@for f in $(INSTALLED_FILES); do \
 		[ -f "$(DESTDIR)$$f" ] || { echo "install check: $$f was not installed"; exit 1; }; \
 	done
-	@[ -x "$(DESTDIR)$(BINDIR)/pizauth" ] || { echo "install check: pizauth is not executable"; exit 1; }
+	@for f in $(INSTALLED_FILES); do \
+		case $$f in \
+		$(BINDIR)/pizauth|*/rc.d/pizauth) want=-rwxr-xr-x ;; \
+		*) want=-rw-r--r-- ;; \
+		esac; \
+		mode=`ls -ld "$(DESTDIR)$$f" | cut -c1-10`; \
+		[ "$$mode" = "$$want" ] || { echo "install check: $$f has mode $$mode, not $$want"; exit 1; }; \
+	done
+	@find "$(DESTDIR)"/* -type d | while read -r d; do \
+		mode=`ls -ld "$$d" | cut -c1-10`; \
+		[ "$$mode" = drwxr-xr-x ] || { echo "install check: directory $$d has mode $$mode, not drwxr-xr-x"; exit 1; }; \
+	done
+	@if ls -a "$(DESTDIR)$(BINDIR)" | grep -q '\.new\.'; then \
+		echo "install check: a temporary file was left in $(BINDIR)"; exit 1; fi
 	@grep -q '^ExecStart=$(BINDIR)/pizauth server -d$$' "$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pizauth.service" || { \
 		echo "install check: systemd unit does not run $(BINDIR)/pizauth"; exit 1; }
 	@if grep -q '@BINDIR@' "$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pizauth.service"; then \
 		echo "install check: @BINDIR@ left in the systemd unit"; exit 1; fi
-	@echo "install check: all files installed under $(DESTDIR)$(PREFIX)"
+	@echo "install check: all files installed under $(DESTDIR)$(PREFIX), with their modes"
+
+# Installs again while the installed pizauth runs a server: copying over a
+# running binary fails with "Text file busy", replacing it must not.
+check-install-busy:
+	@[ -n "$(DESTDIR)" ] || { echo "check-install-busy needs a scratch DESTDIR"; exit 1; }
+	@run=`mktemp -d` || exit 1; \
+	printf '%s\n' 'http_listen = "127.0.0.1:0";' 'https_listen = none;' \
+		'account "a" {' 'auth_uri = "https://example.com/a";' \
+		'token_uri = "https://example.com/t";' 'client_id = "c";' '}' > "$$run/conf"; \
+	env -i PATH="$$PATH" HOME="$$run" XDG_RUNTIME_DIR="$$run" \
+		"$(DESTDIR)$(BINDIR)/pizauth" server -d -c "$$run/conf" 2>/dev/null & pid=$$!; \
+	i=0; while [ ! -S "$$run/pizauth/pizauth.sock" ] && [ $$i -lt 100 ]; do \
+		sleep 0.1; i=`expr $$i + 1`; done; \
+	if [ ! -S "$$run/pizauth/pizauth.sock" ]; then st=1; \
+		echo "install check: the installed pizauth did not start a server"; \
+	elif ! $(MAKE) install DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" >/dev/null; then st=1; \
+		echo "install check: installing over a running pizauth failed"; \
+	elif ! cmp -s pizauth "$(DESTDIR)$(BINDIR)/pizauth"; then st=1; \
+		echo "install check: installing over a running pizauth left the old binary"; \
+	else st=0; echo "install check: installed over a running pizauth"; fi; \
+	kill $$pid 2>/dev/null; wait $$pid 2>/dev/null || :; rm -rf "$$run"; exit $$st
 
 check-uninstalled:
 	@for f in $(INSTALLED_FILES); do \
@@ -166,32 +210,35 @@ check-uninstalled:
 	done
 	@echo "uninstall check: ok"
 
+# Each file is written under a temporary name in its directory, then renamed
+# over the old one: writing into a binary that is running fails ("Text file
+# busy"), and nothing ever reads a half-written file. umask 022 makes the
+# directories this creates 0755 whatever the caller's umask; every file gets
+# an explicit mode.
 install: pizauth
-	mkdir -p "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(MANDIR)/man5" \
+	@umask 022; \
+	put() { tmp="$$2.new.$$$$"; rm -f "$$tmp"; \
+		if { if [ -n "$${4:-}" ]; then sed "$$4" "$$3"; else cat "$$3"; fi; } > "$$tmp" && \
+			chmod "$$1" "$$tmp" && mv -f "$$tmp" "$$2"; then \
+			echo "installed $$2"; else rm -f "$$tmp"; return 1; fi; }; \
+	for d in "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(MANDIR)/man5" \
 		"$(DESTDIR)$(BASHCOMPDIR)" "$(DESTDIR)$(ZSHCOMPDIR)" "$(DESTDIR)$(FISHCOMPDIR)" \
 		"$(DESTDIR)$(SYSTEMDUSERUNITDIR)" "$(DESTDIR)$(EXAMPLESDIR)/openbsd/rc.d" \
-		"$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d"
-	cp pizauth "$(DESTDIR)$(BINDIR)/pizauth"
-	chmod 755 "$(DESTDIR)$(BINDIR)/pizauth"
-	cp pizauth.1 "$(DESTDIR)$(MANDIR)/man1/pizauth.1"
-	cp pizauth.conf.5 "$(DESTDIR)$(MANDIR)/man5/pizauth.conf.5"
-	cp share/completion/pizauth.bash "$(DESTDIR)$(BASHCOMPDIR)/pizauth"
-	cp share/completion/_pizauth "$(DESTDIR)$(ZSHCOMPDIR)/_pizauth"
-	cp share/completion/pizauth.fish "$(DESTDIR)$(FISHCOMPDIR)/pizauth.fish"
-	sed 's|@BINDIR@|$(BINDIR)|g' share/systemd/user/pizauth.service \
-		> "$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pizauth.service"
-	cp examples/pizauth.conf "$(DESTDIR)$(EXAMPLESDIR)/pizauth.conf"
-	sed 's|/usr/local/bin/pizauth|$(BINDIR)/pizauth|g' share/openbsd/rc.d/pizauth \
-		> "$(DESTDIR)$(EXAMPLESDIR)/openbsd/rc.d/pizauth"
-	sed 's|/usr/local/bin/pizauth|$(BINDIR)/pizauth|g' share/freebsd/rc.d/pizauth \
-		> "$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d/pizauth"
-	cd "$(DESTDIR)$(MANDIR)" && chmod 644 man1/pizauth.1 man5/pizauth.conf.5
-	chmod 644 "$(DESTDIR)$(BASHCOMPDIR)/pizauth" "$(DESTDIR)$(ZSHCOMPDIR)/_pizauth" \
-		"$(DESTDIR)$(FISHCOMPDIR)/pizauth.fish" \
-		"$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pizauth.service" \
-		"$(DESTDIR)$(EXAMPLESDIR)/pizauth.conf"
-	chmod 755 "$(DESTDIR)$(EXAMPLESDIR)/openbsd/rc.d/pizauth" \
-		"$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d/pizauth"
+		"$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d"; do \
+		mkdir -p "$$d" || exit 1; done; \
+	put 755 "$(DESTDIR)$(BINDIR)/pizauth" pizauth && \
+	put 644 "$(DESTDIR)$(MANDIR)/man1/pizauth.1" pizauth.1 && \
+	put 644 "$(DESTDIR)$(MANDIR)/man5/pizauth.conf.5" pizauth.conf.5 && \
+	put 644 "$(DESTDIR)$(BASHCOMPDIR)/pizauth" share/completion/pizauth.bash && \
+	put 644 "$(DESTDIR)$(ZSHCOMPDIR)/_pizauth" share/completion/_pizauth && \
+	put 644 "$(DESTDIR)$(FISHCOMPDIR)/pizauth.fish" share/completion/pizauth.fish && \
+	put 644 "$(DESTDIR)$(SYSTEMDUSERUNITDIR)/pizauth.service" \
+		share/systemd/user/pizauth.service 's|@BINDIR@|$(BINDIR)|g' && \
+	put 644 "$(DESTDIR)$(EXAMPLESDIR)/pizauth.conf" examples/pizauth.conf && \
+	put 755 "$(DESTDIR)$(EXAMPLESDIR)/openbsd/rc.d/pizauth" \
+		share/openbsd/rc.d/pizauth 's|/usr/local/bin/pizauth|$(BINDIR)/pizauth|g' && \
+	put 755 "$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d/pizauth" \
+		share/freebsd/rc.d/pizauth 's|/usr/local/bin/pizauth|$(BINDIR)/pizauth|g'
 
 uninstall:
 	rm -f "$(DESTDIR)$(BINDIR)/pizauth" \

@@ -2,7 +2,8 @@
 #
 # Account names come from the configuration file the server would read (the
 # -c given on the line, else $XDG_CONFIG_HOME/pizauth.conf, else
-# ~/.config/pizauth.conf), so completion works with no server running.
+# ~/.config/pizauth.conf), so completion works with no server running. They
+# are data: fish inserts them escaped, and nothing here evaluates them.
 
 function __pizauth_accounts
     set -l conf
@@ -24,7 +25,9 @@ function __pizauth_accounts
     end
     set conf (string replace -r '^~' -- $HOME $conf)
     test -r "$conf"; or return 0
-    sed -n 's/^[[:space:]]*account[[:space:]]*"\([^"]*\)".*/\1/p' $conf 2>/dev/null
+    # fish's single quotes take \\ for one backslash.
+    sed -n -E -e 's/^[[:space:]]*account[[:space:]]*"(([^"\\\\]|\\\\.)*)".*/\1/' \
+        -e tu -e d -e :u -e 's/\\\\(.)/\1/g' -e p -- $conf 2>/dev/null
 end
 
 # True when the command line has a command that takes an account but no
@@ -44,9 +47,10 @@ function __pizauth_needs_account
     contains -- "$cmd" refresh revoke show; and test $nargs -eq 0
 end
 
-set -l __pizauth_commands dump info refresh reload restore revoke server show shutdown status
+set -l __pizauth_commands discover dump info refresh reload restore revoke server show shutdown status
 
 complete -c pizauth -f
+complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a discover -d "Print an account block from a provider's metadata"
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a dump -d "Write the server's token state to stdout"
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a info -d 'Show version, paths and server details'
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a refresh -d "Refresh an account's token"
@@ -62,5 +66,6 @@ complete -c pizauth -n "__fish_seen_subcommand_from $__pizauth_commands" -s v -d
 complete -c pizauth -n '__fish_seen_subcommand_from info status' -s j -d 'Print JSON'
 complete -c pizauth -n '__fish_seen_subcommand_from info server' -s c -r -F -d 'Configuration file'
 complete -c pizauth -n '__fish_seen_subcommand_from server' -s d -d 'Stay in the foreground, log to stderr'
+complete -c pizauth -n '__fish_seen_subcommand_from discover' -s d -d 'Use the device flow'
 complete -c pizauth -n '__fish_seen_subcommand_from refresh show' -s u -d 'Leave the authorisation URL out of the message'
 complete -c pizauth -n __pizauth_needs_account -a '(__pizauth_accounts)' -d Account
