@@ -64,7 +64,31 @@ func e2eMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building pizauth for the end-to-end tests failed: %v\n%s", err, out)
 		return 1
 	}
+	// The root-only tests run both binaries as another user, who needs to
+	// reach them. They are copied here, before any test starts a process:
+	// a file being written while another goroutine forks can fail to run
+	// with "text file busy".
+	e2eRoleBin = filepath.Join(dir, "role")
+	if err := copyExecutable(e2eRoleBin); err != nil || os.Chmod(dir, 0o711) != nil {
+		fmt.Fprintf(os.Stderr, "copying the test binary: %v\n", err)
+		return 1
+	}
 	return m.Run()
+}
+
+// e2eRoleBin is a copy of the test binary that any user may run (testRole).
+var e2eRoleBin string
+
+func copyExecutable(dst string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }
 
 // e2eBuffer collects a process's output; safe for concurrent use.

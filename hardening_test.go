@@ -180,18 +180,10 @@ func TestE2EPeerCredRefusesOtherUser(t *testing.T) {
 	s := startSrv(t, e2eConf(nil, p.account("a", p.addClient(fakeClient{}), "")))
 	tok := s.authorise(t, "a")
 
-	// The other user needs a binary it may run and a path it may follow;
-	// the test binary's own build directory is private to root.
-	binDir := e2eShortDir(t)
-	bin := filepath.Join(binDir, "pizauth")
-	b, err := os.ReadFile(e2eBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{binDir, s.root, s.runDir, filepath.Dir(s.socketPath())} {
+	// The other user needs a path it may follow (TestMain opened the
+	// binary's directory to it).
+	bin := e2eBin
+	for _, d := range []string{s.root, s.runDir, filepath.Dir(s.socketPath())} {
 		if err := os.Chmod(d, 0o711); err != nil {
 			t.Fatal(err)
 		}

@@ -68,25 +68,11 @@ func testRole(role string) int {
 	return 2
 }
 
-// runAs runs the test binary in role as uid, from a copy that uid can
-// execute (the build directory is private to root).
+// runAs runs the test binary in role as uid, from the copy TestMain made
+// for other users.
 func runAs(t *testing.T, uid int, role string) (*exec.Cmd, *bufio.Reader) {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := e2eShortDir(t)
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "role")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin)
+	cmd := exec.Command(e2eRoleBin)
 	cmd.Env = []string{testRoleEnv + "=" + role}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
 	out, err := cmd.StdoutPipe()
