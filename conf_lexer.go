@@ -84,29 +84,12 @@ func (t token) describe() string {
 	return "'" + punctText(t.kind) + "'"
 }
 
-// punctText is a function, not a map, so that nothing is built at start-up
-// of every `pizauth show`, which never reads a configuration.
-func punctText(k tokKind) string {
-	switch k {
-	case tokEquals:
-		return "="
-	case tokSemi:
-		return ";"
-	case tokComma:
-		return ","
-	case tokColon:
-		return ":"
-	case tokLBrace:
-		return "{"
-	case tokRBrace:
-		return "}"
-	case tokLBrack:
-		return "["
-	case tokRBrack:
-		return "]"
-	}
-	return "?"
-}
+// puncts spells the punctuation tokens, in the order of their tokKinds
+// from tokEquals on. A string, not a map: nothing is built at start-up of
+// every `pizauth show`, which never reads a configuration.
+const puncts = "=;,:{}[]"
+
+func punctText(k tokKind) string { return puncts[k-tokEquals : k-tokEquals+1] }
 
 // stateFn is one state of the lexer; it returns the next state, or nil once
 // it has emitted a token.
@@ -236,35 +219,13 @@ func lexAny(l *lexer) stateFn {
 	case isIdentStart(c):
 		return lexIdent
 	}
-	k, ok := punctKind(c)
-	if !ok {
+	k := strings.IndexByte(puncts, c)
+	if k < 0 {
 		return l.runeErr("")
 	}
 	l.off++
 	l.col++
-	return l.emit(k, "")
-}
-
-func punctKind(c byte) (tokKind, bool) {
-	switch c {
-	case '=':
-		return tokEquals, true
-	case ';':
-		return tokSemi, true
-	case ',':
-		return tokComma, true
-	case ':':
-		return tokColon, true
-	case '{':
-		return tokLBrace, true
-	case '}':
-		return tokRBrace, true
-	case '[':
-		return tokLBrack, true
-	case ']':
-		return tokRBrack, true
-	}
-	return 0, false
+	return l.emit(tokEquals+tokKind(k), "")
 }
 
 // lexComment skips a // comment up to (not including) the end of line. The

@@ -64,12 +64,5 @@ func selfSignedCert() (tls.Certificate, string, error) {
 // upper-case hex bytes separated by colons.
 func fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
-	var b strings.Builder
-	for i, c := range sum {
-		if i > 0 {
-			b.WriteByte(':')
-		}
-		fmt.Fprintf(&b, "%02X", c)
-	}
-	return b.String()
+	return strings.ReplaceAll(fmt.Sprintf("% X", sum[:]), " ", ":")
 }

@@ -388,7 +388,7 @@ func (w *stuckWriter) Write(p []byte) (int, error) {
 // queued is written after a line saying how many were dropped.
 func TestLogNeverBlocks(t *testing.T) {
 	w := &stuckWriter{entered: make(chan struct{}), release: make(chan struct{})}
-	l := newLogger(w)
+	l := &logger{w: w}
 	l.setLevel(lvlInfo)
 	l.logf(lvlInfo, "line 0")
 	<-w.entered

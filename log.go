@@ -58,8 +58,6 @@ type logLine struct {
 // and pays for no queue and no goroutine.
 var lg = &logger{w: os.Stderr}
 
-func newLogger(w io.Writer) *logger { return &logger{w: w} }
-
 func (l *logger) start() {
 	l.once.Do(func() {
 		l.queue = make(chan logLine, logQueueLen)

@@ -11,6 +11,7 @@ package main
 // `error`/`error_description` fields, scrubbed of every secret we know.
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -580,7 +581,7 @@ func responseFailure(what string, status int, contentType string, fields map[str
 		} else {
 			te.Msg = fmt.Sprintf("%s returned HTTP %d (%s)", what, status, ctype)
 		}
-	case jerr != nil && len(body) > 0 && firstNonSpace(body) == '{':
+	case jerr != nil && bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{")):
 		te.Msg = fmt.Sprintf("%s sent invalid or truncated JSON (HTTP %d, %s)", what, status, ctype)
 	case jerr != nil:
 		te.Msg = fmt.Sprintf("%s did not send a JSON object (HTTP %d, %s)", what, status, ctype)
@@ -660,14 +661,4 @@ func mediaType(ct string) string {
 		ct = mt
 	}
 	return clean(ct, 64)
-}
-
-// firstNonSpace returns the first byte of b that is not JSON whitespace.
-func firstNonSpace(b []byte) byte {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return c
-		}
-	}
-	return 0
 }
