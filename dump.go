@@ -307,57 +307,47 @@ func (r *dumpReader) fail(format string, args ...any) {
 	}
 }
 
-func (r *dumpReader) u32(what string) uint32 {
+// take returns the next n bytes, or nil after recording, with what, where
+// the payload ended.
+func (r *dumpReader) take(n uint64, ended, what string) []byte {
+	if r.err == nil && n > uint64(len(r.p)) {
+		r.fail(ended, what)
+	}
 	if r.err != nil {
-		return 0
+		return nil
 	}
-	if len(r.p) < 4 {
-		r.fail("ends in the length of the %s", what)
-		return 0
+	b := r.p[:n:n]
+	r.p = r.p[n:]
+	return b
+}
+
+func (r *dumpReader) u32(what string) uint32 {
+	if b := r.take(4, "ends in the length of the %s", what); b != nil {
+		return binary.BigEndian.Uint32(b)
 	}
-	v := binary.BigEndian.Uint32(r.p)
-	r.p = r.p[4:]
-	return v
+	return 0
 }
 
 func (r *dumpReader) field(what string) []byte {
 	n := r.u32(what)
-	if r.err != nil {
-		return nil
-	}
-	if uint64(n) > uint64(len(r.p)) {
+	if r.err == nil && uint64(n) > uint64(len(r.p)) {
 		r.fail("%s claims %d bytes but only %d remain", what, n, len(r.p))
-		return nil
 	}
-	f := r.p[:n:n]
-	r.p = r.p[n:]
-	return f
+	return r.take(uint64(n), "", what)
 }
 
 func (r *dumpReader) byte1(what string) byte {
-	if r.err != nil {
-		return 0
+	if b := r.take(1, "ends before the %s", what); b != nil {
+		return b[0]
 	}
-	if len(r.p) < 1 {
-		r.fail("ends before the %s", what)
-		return 0
-	}
-	v := r.p[0]
-	r.p = r.p[1:]
-	return v
+	return 0
 }
 
 func (r *dumpReader) i64(what string) int64 {
-	if r.err != nil {
-		return 0
+	if b := r.take(8, "ends in the %s", what); b != nil {
+		return int64(binary.BigEndian.Uint64(b))
 	}
-	if len(r.p) < 8 {
-		r.fail("ends in the %s", what)
-		return 0
-	}
-	v := int64(binary.BigEndian.Uint64(r.p))
-	r.p = r.p[8:]
-	return v
+	return 0
 }
 
 // parseDumpPayload decodes an authenticated payload. Fields are copied out,
