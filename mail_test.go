@@ -59,9 +59,7 @@ func mailMessage(n int) string {
 func startDovecot(t *testing.T, p *fakeProvider) *dovecot {
 	t.Helper()
 	bin := needProgram(t, "dovecot", "dovecot-core dovecot-imapd")
-	if _, err := os.Stat("/usr/lib/dovecot/imap"); err != nil && os.Getenv("CI") != "true" {
-		t.Skipf("skipping: Dovecot's IMAP server is not installed (apt-get install dovecot-imapd); with CI=true this is a failure")
-	}
+	needFile(t, "Dovecot's IMAP server", "dovecot-imapd", "/usr/lib/dovecot/imap", "/usr/libexec/dovecot/imap")
 	d := &dovecot{t: t, dir: e2eShortDir(t), exited: make(chan struct{}), stdout: &e2eBuffer{}}
 	// Dovecot's unprivileged processes must reach their sockets and the mail.
 	if err := os.Chmod(d.dir, 0o755); err != nil {
@@ -83,7 +81,12 @@ func startDovecot(t *testing.T, p *fakeProvider) *dovecot {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rootless = fmt.Sprintf("default_internal_user = %s\ndefault_login_user = %s\n", me.Username, me.Username)
+		g, err := user.LookupGroupId(me.Gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rootless = fmt.Sprintf("default_internal_user = %s\ndefault_login_user = %s\ndefault_internal_group = %s\n",
+			me.Username, me.Username, g.Name)
 		chroot = "  chroot =\n"
 	}
 	d.inbox = filepath.Join(d.dir, "mail", "Maildir")
@@ -266,6 +269,31 @@ func (d *dovecot) rejections() []string {
 	return out
 }
 
+// needFile is needProgram for a file that is not a command: one of the
+// glob patterns must match.
+func needFile(t *testing.T, what, debianPackage string, patterns ...string) {
+	t.Helper()
+	for _, p := range patterns {
+		if m, _ := filepath.Glob(p); len(m) > 0 {
+			return
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed, and CI=true: install it (apt-get install %s), as .ci/run does", what, debianPackage)
+	}
+	t.Skipf("skipping: %s is not installed (apt-get install %s); with CI=true this is a failure", what, debianPackage)
+}
+
+// needMbsync returns mbsync's path, once sure that Cyrus SASL can do
+// XOAUTH2 for it.
+func needMbsync(t *testing.T) string {
+	t.Helper()
+	path := needProgram(t, "mbsync", "isync")
+	needFile(t, "the Cyrus SASL XOAUTH2 plugin", "libsasl2-modules-kdexoauth2",
+		"/usr/lib/*/sasl2/lib*xoauth2.so*", "/usr/lib*/sasl2/lib*xoauth2.so*", "/usr/local/lib/sasl2/lib*xoauth2.so*")
+	return path
+}
+
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -429,7 +457,7 @@ func (m *mailSetup) mbsyncConf(t *testing.T, name string) string {
 // must bring home the message waiting in the INBOX.
 func TestMailPrograms(t *testing.T) {
 	t.Parallel()
-	mbsync := needProgram(t, "mbsync", "isync libsasl2-modules-kdexoauth2")
+	mbsync := needMbsync(t)
 	getmail := needProgram(t, "getmail", "getmail6")
 	neomutt := needProgram(t, "neomutt", "neomutt")
 	tmux := needProgram(t, "tmux", "tmux")
@@ -545,7 +573,7 @@ func TestMailPrograms(t *testing.T) {
 // refuses, and must use the rotated refresh token every time.
 func TestMailTokensExpireUnderUse(t *testing.T) {
 	t.Parallel()
-	mbsync := needProgram(t, "mbsync", "isync libsasl2-modules-kdexoauth2")
+	mbsync := needMbsync(t)
 	needProgram(t, "curl", "curl")
 	m := newMailSetup(t, nil, "refresh_before_expiry = 6s;")
 	m.p.setExpiresIn(12)
