@@ -3,6 +3,8 @@
 # functions. `VAR != cmd` is understood by both.
 #
 #   make                 build ./pizauth (static, reproducible)
+#   make demo            watch pizauth get and refresh a token from a small
+#                        provider on this machine (examples/demo.sh)
 #   make check           the whole test suite (what .ci/run runs)
 #   make install         install under $(DESTDIR)$(PREFIX)
 #   make uninstall       remove what install put there
@@ -43,7 +45,7 @@ TEST_TIMEOUT = 10m
 .PHONY: all check check-fmt check-vet check-test check-cross check-man \
 	check-completion check-install check-installed check-install-busy \
 	check-uninstalled \
-	check-repro install uninstall bench bench-memory clean
+	check-repro install uninstall bench bench-memory demo clean
 
 all:
 	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -ldflags "$(GOLDFLAGS)" -o pizauth .
@@ -63,7 +65,7 @@ check-fmt:
 	@echo "gofmt: ok"
 
 check-vet:
-	$(GO) vet ./...
+	$(GO) vet ./... ./examples/_demo-provider
 	@for os in $(CROSS_OS); do \
 		echo "GOOS=$$os go vet ./..."; \
 		GOOS=$$os GOARCH=amd64 CGO_ENABLED=0 $(GO) vet ./... || exit 1; \
@@ -122,6 +124,7 @@ check-completion:
 	sh -n bench/latency.sh
 	sh -n bench/memory.sh
 	sh -n bench/lib.sh
+	sh -n examples/demo.sh
 	bash -n .ci/run
 
 # Installs into a scratch DESTDIR with this make and, when present, with BSD
@@ -254,6 +257,11 @@ uninstall:
 	-rmdir "$(DESTDIR)$(EXAMPLESDIR)/openbsd/rc.d" "$(DESTDIR)$(EXAMPLESDIR)/openbsd" \
 		"$(DESTDIR)$(EXAMPLESDIR)/freebsd/rc.d" "$(DESTDIR)$(EXAMPLESDIR)/freebsd" \
 		"$(DESTDIR)$(EXAMPLESDIR)" 2>/dev/null
+
+# The demo's own test (TestDemo, in check-test) runs the same script
+# without a terminal.
+demo: all
+	GO="$(GO)" sh examples/demo.sh
 
 bench: all
 	sh bench/latency.sh

@@ -274,32 +274,19 @@ func TestIntegrationMsmtp(t *testing.T) {
 	smtp := newSMTPServer(t, func(u, token string) bool {
 		return u == user && token != "" && token == p.lastToken(c.ID)
 	})
-	conf := filepath.Join(s.home, "msmtprc")
-	msmtprc := fmt.Sprintf(`defaults
-syslog off
-logfile %s
-timeout 10
-
-account acct
-host 127.0.0.1
-port %d
-tls off
-tls_starttls off
-auth xoauth2
-user %s
-from %s
-passwordeval "pizauth show acct"
-
-account default : acct
-`, filepath.Join(s.home, "msmtp.log"), smtp.port(), user, user)
+	// The README's snippet, where the README says to put it; the test adds
+	// a log file, and turns TLS off, which its server does not offer.
+	conf := filepath.Join(s.home, ".config", "msmtp", "config")
+	snippet := fillSnippet(t, "msmtp", readmeSnippet(t, "msmtp"),
+		"<name>", "acct", "<smtp-server>", "127.0.0.1", "port 587", fmt.Sprintf("port %d", smtp.port()),
+		"tls on", "tls off", "<username>", user, "<email-address>", user, "<pizauth-account>", "acct")
+	msmtprc := fmt.Sprintf("defaults\nsyslog off\nlogfile %s\ntimeout 10\n\n%s", filepath.Join(s.home, "msmtp.log"), snippet)
 	// msmtp refuses a configuration file that others can read.
-	if err := os.WriteFile(conf, []byte(msmtprc), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, conf, msmtprc)
 	env := integrationEnv(s)
 	mail := "From: " + user + "\r\nTo: friend@example.org\r\nSubject: pizauth integration\r\n\r\nsent with a token from pizauth\r\n.leading dot\r\n"
 	send := func() (string, error) {
-		_, errOut, err := runProgram(t, env, mail, msmtp, "-C", conf, "-a", "acct", "friend@example.org")
+		_, errOut, err := runProgram(t, env, mail, msmtp, "-a", "acct", "friend@example.org")
 		return errOut, err
 	}
 
@@ -359,8 +346,11 @@ func TestIntegrationCurl(t *testing.T) {
 	t.Cleanup(rs.Close)
 
 	env := integrationEnv(s)
-	// -q: ignore any curlrc; --noproxy: the resource server is local.
-	script := `curl -q -sf --noproxy '*' -H "Authorization: Bearer $(pizauth show acct)" ` + rs.URL + `/mailbox`
+	// The README's command; -q ignores any curlrc, --noproxy keeps the local
+	// resource server local, -f fails on an HTTP error.
+	script := fillSnippet(t, "curl-http", readmeSnippet(t, "curl-http"),
+		"<pizauth-account>", "acct", "curl -H", "curl -q -sf --noproxy '*' -H",
+		"https://graph.microsoft.com/v1.0/me", rs.URL+"/mailbox")
 	curl := func() (string, error) {
 		out, _, err := runProgram(t, env, "", "sh", "-c", script)
 		return out, err
@@ -369,6 +359,11 @@ func TestIntegrationCurl(t *testing.T) {
 	if out, err := curl(); err == nil {
 		t.Fatalf("curl succeeded before the account was authorised: %q", out)
 	}
+	mu.Lock()
+	if len(seen) != 0 {
+		t.Errorf("curl called the resource server before the account was authorised, with %q", seen)
+	}
+	mu.Unlock()
 	tok := s.authorise(t, "acct")
 	out, err := curl()
 	mu.Lock()

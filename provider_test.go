@@ -62,6 +62,12 @@ type fakeProvider struct {
 	devLegacy   bool                   // spell it verification_url, as Google does
 	revFaults   []fakeFault            // replace the next revocation answers
 	userCodes   map[string]string      // client id → latest user code
+
+	// Token introspection (RFC 7662), for resource servers such as Dovecot.
+	expiries         map[string]time.Time // access token → when it expires (absent: never)
+	owners           map[string]string    // access token → client id
+	IntrospectID     string               // the resource server's credentials
+	IntrospectSecret string
 }
 
 // fakeDevice is one device authorisation the provider has issued.
@@ -100,6 +106,9 @@ type fakeClient struct {
 	// CC makes account() configure the client credentials grant (no
 	// auth_uri), and the token endpoint grant it to this client only.
 	CC bool
+	// User is the user name introspection reports for the client's tokens:
+	// the mail server checks it against the login name.
+	User string
 }
 
 // fakeKV is one auth_uri_fields pair.
@@ -118,7 +127,8 @@ type fakeRequest struct {
 	Form     url.Values
 	Auth     string // client authentication seen: "basic", "post" or "none"
 	At       time.Time
-	Status   int // status answered; 0 while still being handled
+	Status   int  // status answered; 0 while still being handled
+	Active   bool // /introspect: whether the token was declared active
 }
 
 // fakeFault replaces the provider's answer to one token request.
@@ -168,12 +178,19 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		devInterval: 1,
 		devExpires:  600,
 		devComplete: true,
+
+		expiries:         map[string]time.Time{},
+		owners:           map[string]string{},
+		IntrospectID:     "resource-server",
+		IntrospectSecret: e2eRandom(prefixSecret),
 	}
+	p.secrets = append(p.secrets, p.IntrospectSecret)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/authorize", p.handleAuthorize)
 	mux.HandleFunc("/token", p.handleToken)
 	mux.HandleFunc("/device", p.handleDevice)
 	mux.HandleFunc("/revoke", p.handleRevoke)
+	mux.HandleFunc("/introspect", p.handleIntrospect)
 	p.srv = httptest.NewServer(mux)
 	p.URL = p.srv.URL
 	t.Cleanup(func() {
@@ -615,8 +632,12 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 	resp["access_token"] = access
 	p.issued[clientID] = append(p.issued[clientID], access)
 	p.secrets = append(p.secrets, access)
+	p.owners[access] = clientID
 	if p.expiresIn != nil {
 		resp["expires_in"] = p.expiresIn
+		if secs, err := strconv.Atoi(fmt.Sprint(p.expiresIn)); err == nil {
+			p.expiries[access] = time.Now().Add(time.Duration(secs) * time.Second)
+		}
 	}
 	newRefresh := (grant == "authorization_code" || grant == grantDevice) && !p.noRefresh || grant == "refresh_token" && p.rotate
 	if newRefresh {
@@ -862,6 +883,80 @@ func (p *fakeProvider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	delete(p.refreshes, tok)
 	p.mu.Unlock()
 	answer(http.StatusOK, "application/json", "")
+}
+
+// handleIntrospect is an RFC 7662 introspection endpoint, for a resource
+// server (the test's Dovecot) that authenticates with IntrospectID and
+// IntrospectSecret in the body or with HTTP Basic. A token is active only if
+// the provider issued it and it has not expired; refresh tokens are never
+// active, since no server should accept one as a login.
+func (p *fakeProvider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	form, ferr := url.ParseQuery(string(body))
+	probs := checkForm(r, form, ferr, "token", "token_type_hint", "client_id", "client_secret")
+	id, secret, basic := r.BasicAuth()
+	if !basic || id == "" {
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	}
+	idx := p.record(fakeRequest{Path: "/introspect", ClientID: id, Form: form, At: time.Now()})
+	w.Header().Set("Content-Type", "application/json")
+	if id != p.IntrospectID || secret != p.IntrospectSecret {
+		p.setStatus(idx, http.StatusUnauthorized)
+		w.Header().Set("WWW-Authenticate", `Basic realm="introspection"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":"invalid_client"}`)
+		return
+	}
+	if form.Get("token") == "" {
+		probs = append(probs, "no token")
+	}
+	if len(probs) > 0 {
+		p.problem("bad introspection request:\n  %s", strings.Join(probs, "\n  "))
+		p.setStatus(idx, http.StatusBadRequest)
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_request"}`)
+		return
+	}
+	tok := form.Get("token")
+	p.mu.Lock()
+	owner, issued := p.owners[tok]
+	exp, expires := p.expiries[tok]
+	active := issued && (!expires || time.Now().Before(exp))
+	resp := map[string]any{"active": active}
+	if active {
+		c := p.clients[owner]
+		resp["client_id"] = owner
+		resp["username"] = c.User
+		resp["token_type"] = "Bearer"
+		resp["scope"] = strings.Join(c.Scopes, " ")
+		if expires {
+			resp["exp"] = exp.Unix()
+		}
+	}
+	p.reqs[idx].Status = http.StatusOK
+	p.reqs[idx].Active = active
+	p.mu.Unlock()
+	json.NewEncoder(w).Encode(resp)
+}
+
+// expire makes an access token the provider issued expire now, as if its
+// lifetime had run out.
+func (p *fakeProvider) expire(token string) {
+	p.mu.Lock()
+	p.expiries[token] = time.Now().Add(-time.Second)
+	p.mu.Unlock()
+}
+
+// introspections returns the introspection requests that answered, oldest
+// first.
+func (p *fakeProvider) introspections() []fakeRequest {
+	var out []fakeRequest
+	for _, r := range p.requests("/introspect", "") {
+		if r.Status == http.StatusOK {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // deviceScript sets how the token endpoint answers the client's next device
