@@ -711,6 +711,34 @@ func TestE2EAuthErrorRedirect(t *testing.T) {
 	s.authorise(t, "acct")
 }
 
+// TestE2EHostileErrorRedirect: an error redirect whose text carries
+// terminal controls (C0, C1 such as CSI and NEL), bidi overrides, line
+// separators and 4 KB of padding reaches error_notify_cmd, the log and the
+// browser as one short, inert line.
+func TestE2EHostileErrorRedirect(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	errs := filepath.Join(t.TempDir(), "errors")
+	s := startSrv(t, e2eConf(map[string]string{"error_notify_cmd": hookAppend(errs, "$PIZAUTH_MSG")},
+		p.account("acct", p.addClient(fakeClient{}), "")))
+	u := s.pendingURL(t, "acct")
+	pu, _ := url.Parse(u)
+	q := pu.Query()
+	evil := "bad\x1b[2J\u009b31m\u0085next\u2028line\u202etxt.exe\u200b" + strings.Repeat("é", 2000)
+	back := q.Get("redirect_uri") + "?" + url.Values{"state": {q.Get("state")}, "error": {"access_denied\u009b"}, "error_description": {evil}}.Encode()
+	r := e2eBrowse(t, http.MethodGet, back)
+	s.waitFor(t, func() bool { return len(e2eLines(errs)) == 1 }, "error_notify_cmd")
+	msg := e2eLines(errs)[0]
+	for what, text := range map[string]string{"PIZAUTH_MSG": msg, "the page": r.Body, "the log": s.logs()} {
+		if strings.ContainsAny(text, "\x1b\u009b\u0085\u2028\u202e\u200b") {
+			t.Errorf("%s carries control, bidi or invisible characters: %q", what, cut(text, 200))
+		}
+	}
+	if !strings.HasPrefix(msg, "Authorisation failed: access_denied: bad [2J 31m next line txt.exe") || len(msg) > 400 {
+		t.Errorf("PIZAUTH_MSG %q (%d bytes); want one short cleaned line", cut(msg, 120), len(msg))
+	}
+}
+
 // TestE2EAuthNotifyRepeats: auth_notify_cmd runs at once and then every
 // auth_notify_interval with the same URL while the request is pending, and
 // stops once authorised.
