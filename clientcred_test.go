@@ -129,7 +129,7 @@ func TestE2EClientCredentialsFailures(t *testing.T) {
 	if got := s.showToken(t, "app"); got != tok {
 		t.Errorf("a transient failure replaced the token")
 	}
-	tok = s.waitToken(t, "app", tok)
+	s.waitToken(t, "app", tok)
 
 	// invalid_client on renewal drops it and says why.
 	p.failNextJSON("client_credentials", 1, 401, `{"error":"invalid_client"}`)

@@ -1297,7 +1297,7 @@ func TestE2ENoSecretsInLogs(t *testing.T) {
 	tok = s.waitToken(t, "a", tok)
 	p.failNextJSON("refresh_token", 1, 503, `{"error":"temporarily_unavailable"}`)
 	s.mustRun(t, "refresh", "a")
-	tok = s.waitToken(t, "a", tok)
+	s.waitToken(t, "a", tok)
 	p.failNextJSON("refresh_token", 1, 400, `{"error":"invalid_grant"}`)
 	s.mustRun(t, "refresh", "a")
 	s.waitFor(t, func() bool { return s.state(t, "a") == "No access token" }, "invalidation")
