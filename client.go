@@ -12,8 +12,7 @@ import (
 	"time"
 )
 
-// clientTimeout bounds a whole client round trip: a mail client waiting on
-// `pizauth show` must never freeze behind a wedged server.
+// clientTimeout bounds a round trip: a mail client must never freeze.
 const clientTimeout = 10 * time.Second
 
 const notRunning = "pizauth authenticator not running or not responding"
@@ -21,9 +20,8 @@ const notRunning = "pizauth authenticator not running or not responding"
 // errNotRunning means no server accepted the connection.
 var errNotRunning = errors.New(notRunning)
 
-// roundTrip sends one request to the server and returns the values of its
-// response, or the server's error message. It sends nothing unless the
-// runtime directory and the socket are the user's own (checkRuntime).
+// roundTrip sends one request, if checkRuntime allows, and returns the
+// response's values or the server's error.
 func roundTrip(fields ...[]byte) ([][]byte, error) {
 	dir := runtimeDir()
 	if err := checkRuntime(dir); err != nil {
@@ -32,9 +30,8 @@ func roundTrip(fields ...[]byte) ([][]byte, error) {
 	return roundTripTo(socketPath(dir), clientTimeout, fields...)
 }
 
-// checkRuntime refuses a runtime directory (either level) or socket that
-// another user could have made or can tamper with; a missing one just
-// means that no server runs.
+// checkRuntime refuses a runtime directory (either level) or socket another
+// user made or can change; a missing one means no server runs.
 func checkRuntime(dir string) error {
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		fi, err := os.Lstat(d)
@@ -59,9 +56,8 @@ func checkRuntime(dir string) error {
 	return nil
 }
 
-// roundTripTo makes one request on the socket at path. Where the system
-// says who is listening (SO_PEERCRED), a server running as another user is
-// refused before a byte is sent.
+// roundTripTo makes one request at path, refusing before a byte is sent a
+// server that SO_PEERCRED says is another user's.
 func roundTripTo(path string, timeout time.Duration, fields ...[]byte) ([][]byte, error) {
 	conn, err := net.DialTimeout("unix", path, timeout)
 	if err != nil {
@@ -142,8 +138,7 @@ func clientMain(o opts) int {
 		}
 		return 0
 	case "restore":
-		// Read one byte past the limit so an oversized stream is refused
-		// here, without shipping 64 MiB to the server first.
+		// One byte past the limit: refuse an oversized stream here.
 		b, err := io.ReadAll(io.LimitReader(os.Stdin, maxDumpSize+1))
 		if err != nil {
 			return fatalf("Can't read the dump from stdin: %v", err)
@@ -166,8 +161,7 @@ func clientMain(o opts) int {
 // infoFormatVersion is bumped whenever the `info -j` object changes shape.
 const infoFormatVersion = 2
 
-// infoMain prints what it knows locally and, when a server answers, the
-// server's listener ports, certificate fingerprint and configuration file.
+// infoMain prints what it knows, and what a server, if any, says.
 func infoMain(o opts) int {
 	conf, err := confPath(o.conf)
 	if err != nil {

@@ -9,19 +9,11 @@ import (
 	"unicode/utf8"
 )
 
-// The configuration lexer follows the shape of text/template/parse/lex.go:
-// small state functions, each consuming one kind of lexeme. It runs
-// synchronously: next() drives the state functions until one of them emits a
-// token, so there is no goroutine to leak when the parser stops early.
-//
-// Positions are 1-based lines and columns; a column counts runes (Unicode
-// code points), not bytes, so that it matches what a UTF-8 aware editor
-// shows. A tab counts as one column.
-//
-// Any input yields tokens or one error token, never a panic: the file must be
-// valid UTF-8, must contain no NUL byte, and every lexeme is checked. Work is
-// linear in the input length, so a 10 MB line costs no more than 10 MB of
-// short lines.
+// The configuration lexer has the shape of text/template/parse/lex.go:
+// small state functions, driven synchronously by next(), so no goroutine
+// can leak. Positions are 1-based lines and columns, a column counting
+// runes as a UTF-8 aware editor does. Any input yields tokens or one error
+// token, never a panic, in time linear in its length.
 
 // tokKind classifies a token.
 type tokKind uint8
@@ -46,8 +38,7 @@ const (
 // pos is a 1-based line and rune column. The zero pos means "not seen".
 type pos struct{ line, col int }
 
-// token is one lexeme. For tokError, val is the message and the position is
-// where the problem is.
+// token is one lexeme; for tokError, val is the message.
 type token struct {
 	kind tokKind
 	pos
@@ -55,14 +46,12 @@ type token struct {
 	dur time.Duration
 }
 
-// maxShown bounds how much of a string (an account name, say) an error
-// message repeats, so a pathological 10 MB name gives a readable error.
+// maxShown bounds how much of a string an error message repeats.
 const maxShown = 64
 
-// describe names a token for "expected X, found Y" messages. Only what
-// cannot be a secret is repeated: punctuation, keywords and setting names.
-// A string may be a client secret, and so may a bare word or a number: a
-// secret whose quotes were forgotten must not reach a log.
+// describe names a token for "expected X, found Y", repeating only what
+// cannot be a secret: punctuation, keywords and setting names. A string,
+// a bare word or a number may be a secret whose quotes were forgotten.
 func (t token) describe() string {
 	switch t.kind {
 	case tokEOF:
@@ -84,15 +73,12 @@ func (t token) describe() string {
 	return "'" + punctText(t.kind) + "'"
 }
 
-// puncts spells the punctuation tokens, in the order of their tokKinds
-// from tokEquals on. A string, not a map: nothing is built at start-up of
-// every `pizauth show`, which never reads a configuration.
+// puncts spells the punctuation tokens in tokKind order from tokEquals.
 const puncts = "=;,:{}[]"
 
 func punctText(k tokKind) string { return puncts[k-tokEquals : k-tokEquals+1] }
 
-// stateFn is one state of the lexer; it returns the next state, or nil once
-// it has emitted a token.
+// stateFn is one state of the lexer; nil once it has emitted a token.
 type stateFn func(*lexer) stateFn
 
 // lexer turns configuration source into tokens.
@@ -107,16 +93,14 @@ type lexer struct {
 
 func newLexer(src string) *lexer {
 	l := &lexer{src: src, pos: pos{1, 1}}
-	// Editors on some platforms prepend a byte order mark; it is not part
-	// of the configuration, so it does not count as a column either.
+	// A byte order mark is no part of the configuration, nor a column.
 	if strings.HasPrefix(src, "\ufeff") {
 		l.off = len("\ufeff")
 	}
 	return l
 }
 
-// next returns the next token. After an EOF or error token, it returns that
-// same token forever.
+// next returns the next token; after EOF or an error, that one for ever.
 func (l *lexer) next() token {
 	if l.done {
 		return l.tok
@@ -140,8 +124,7 @@ func (l *lexer) errorAt(p pos, format string, args ...any) stateFn {
 	return nil
 }
 
-// step consumes one rune and updates the position. It reports false, after
-// emitting an error token, if the rune is a NUL or not valid UTF-8.
+// step consumes one rune, or emits an error for a NUL or invalid UTF-8.
 func (l *lexer) step() bool {
 	c := l.src[l.off]
 	if c < utf8.RuneSelf {
@@ -168,9 +151,7 @@ func (l *lexer) step() bool {
 	return true
 }
 
-// runeErr emits the error for a rune that can't start or continue a lexeme
-// at the current position: a NUL or invalid UTF-8 if it is one, else
-// "unexpected character".
+// runeErr emits the error for a rune that can't start or continue a lexeme.
 func (l *lexer) runeErr(what string) stateFn {
 	if !l.step() {
 		return nil
@@ -228,8 +209,7 @@ func lexAny(l *lexer) stateFn {
 	return l.emit(tokEquals+tokKind(k), "")
 }
 
-// lexComment skips a // comment up to (not including) the end of line. The
-// text is still checked: the whole file must be NUL-free UTF-8.
+// lexComment skips a // comment, still checking it is NUL-free UTF-8.
 func lexComment(l *lexer) stateFn {
 	rest := l.src[l.off:]
 	if i := strings.IndexByte(rest, '\n'); i >= 0 {
@@ -249,16 +229,14 @@ func lexComment(l *lexer) stateFn {
 	return lexAny
 }
 
-// lexString scans a double-quoted string. Only \" and \\ are escapes. A
-// string may span lines, as in the original pizauth: a shell command can be
-// long.
+// lexString scans a double-quoted string, which may span lines as in the
+// original. Only \" and \\ are escapes.
 func lexString(l *lexer) stateFn {
 	l.step() // opening quote
 	segStart := l.off
 	var b *strings.Builder // nil until the first escape: most strings are slices of src
 	for {
-		// Plain ASCII runs are the common case and need no per-rune
-		// bookkeeping beyond the column count.
+		// Plain ASCII runs, the common case, need only a column count.
 		i := l.off
 		for i < len(l.src) && plainStringByte[l.src[i]] {
 			i++
@@ -307,8 +285,7 @@ func lexString(l *lexer) stateFn {
 	}
 }
 
-// plainStringByte marks the bytes lexString can pass over by just counting
-// a column: ASCII other than '"', '\\', newline and NUL.
+// plainStringByte marks ASCII other than '"', '\\', newline and NUL.
 var plainStringByte = func() (t [256]bool) {
 	for c := 1; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\' && c != '\n'
@@ -348,8 +325,7 @@ func lexTime(l *lexer) stateFn {
 		l.off++
 		l.col++
 	}
-	// Swallow the rest of a word such as 15ms or 3days so the message can
-	// show it whole.
+	// Swallow the rest of a word such as 15ms, which is then refused whole.
 	bad := l.off < len(l.src) && isIdentChar(l.src[l.off])
 	for l.off < len(l.src) && isIdentChar(l.src[l.off]) {
 		l.off++

@@ -16,11 +16,9 @@
 //	IDENT       = letter { letter | digit } .   (letter includes '_'; "none" is a keyword)
 //	comment     = "//" { any rune but newline } .
 //
-// "account" is recognised by position (an IDENT at the start of an item),
-// not reserved. Which keys are allowed where, and which value each takes, is
-// checked while parsing so that every error points at the offending token;
-// checks that need the whole file (defaults, listeners against redirect
-// URIs) run once the file is read. Parsing stops at the first error.
+// "account" is recognised by position, not reserved. Keys and values are
+// checked while parsing, so every error points at the offending token;
+// whole-file checks run at the end. Parsing stops at the first error.
 
 package main
 
@@ -37,9 +35,8 @@ import (
 	"time"
 )
 
-// Config is a parsed, validated configuration file. Durations are resolved:
-// every Account carries its effective refresh_* values (its own override or
-// the global one), so nothing downstream needs to know about defaults.
+// Config is a parsed, validated configuration file. Every Account carries
+// its effective refresh_* values, so nothing downstream knows of defaults.
 type Config struct {
 	AuthNotifyCmd       string        // "" when unset
 	AuthNotifyInterval  time.Duration // default 15m
@@ -53,8 +50,7 @@ type Config struct {
 	TokenEventCmd       string
 	TransientErrorIfCmd string
 
-	// Accounts in the order they appear in the file.
-	Accounts []*Account
+	Accounts []*Account // in file order
 }
 
 // KV is one auth_uri_fields pair; the list is ordered and keys may repeat.
@@ -76,7 +72,6 @@ type Account struct {
 	TokenEndpointAuthMethod string // "client_secret_post" (default) or "client_secret_basic"
 	RevokeURI               string // "" when unset
 
-	// Effective values: the account's override, else the global setting.
 	RefreshAtLeast      time.Duration
 	RefreshBeforeExpiry time.Duration
 	RefreshRetry        time.Duration
@@ -95,11 +90,9 @@ const (
 	grantClientCredentials     = "client_credentials"
 )
 
-// maxConfigSize bounds what loadConfig reads: a configuration is a few KiB,
-// so anything this large is a mistake (say, -c pointing at a disk image).
+// maxConfigSize bounds what loadConfig reads (-c pointing at a disk image).
 const maxConfigSize = 64 << 20
 
-// confError is an error at a position in the configuration file.
 type confError struct {
 	pos
 	msg string
@@ -113,8 +106,7 @@ func errAt(p pos, format string, args ...any) error {
 	return &confError{p, fmt.Sprintf(format, args...)}
 }
 
-// loadConfig reads and parses the configuration file at path. Parse errors
-// are returned as parseConfig returns them, starting with "Line L, column C".
+// loadConfig reads and parses the configuration file at path.
 func loadConfig(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -131,8 +123,7 @@ func loadConfig(path string) (*Config, error) {
 	return parseConfig(src)
 }
 
-// readError words an I/O failure without repeating the path twice (an
-// *os.PathError already contains it).
+// readError words an I/O failure without repeating the path.
 func readError(path string, err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
@@ -141,14 +132,10 @@ func readError(path string, err error) error {
 	return fmt.Errorf("Can't read configuration file '%s': %v", path, err)
 }
 
-// parseConfig parses and validates a configuration. The returned Config
-// has every default filled in and every account's effective refresh_*
-// values resolved.
+// parseConfig parses and validates a configuration.
 func parseConfig(src []byte) (*Config, error) {
-	// One copy of the source lets every token and every stored value be a
-	// substring of it, which keeps parsing at a handful of allocations per
-	// account. The Config thereby keeps the source alive, which costs
-	// nothing that matters: configuration files are small.
+	// Tokens and stored values are substrings of one copy of the source:
+	// a handful of allocations per account.
 	p := &parser{lx: newLexer(string(src))}
 	p.cfg = &Config{
 		AuthNotifyInterval:  defaultAuthNotifyInterval,
@@ -168,8 +155,7 @@ func parseConfig(src []byte) (*Config, error) {
 	return p.cfg, nil
 }
 
-// keyID identifies a setting name. One enumeration covers both scopes so
-// that the refresh_* keys, valid in both, share an identity.
+// keyID identifies a setting name, in both scopes.
 type keyID uint8
 
 const (
@@ -204,9 +190,8 @@ const (
 	inAccount = 2
 )
 
-// keys names every setting, by keyID, with the scopes where it may appear.
-// An array rather than a map: it is laid out by the linker, so nothing is
-// built when `pizauth show`, which reads no configuration, starts.
+// keys names every setting, by keyID, with its scopes. An array, laid out
+// by the linker: nothing is built when `pizauth show` starts.
 var keys = [nKeys]struct {
 	name  string
 	scope uint8
@@ -236,8 +221,6 @@ var keys = [nKeys]struct {
 	kGrantType:               {"grant_type", inAccount},
 }
 
-// lookupKey maps a setting name to its identity and the scopes where it
-// may appear.
 func lookupKey(name string) (id keyID, scope uint8, ok bool) {
 	for i, k := range keys {
 		if k.name == name {
@@ -247,9 +230,8 @@ func lookupKey(name string) (id keyID, scope uint8, ok bool) {
 	return 0, 0, false
 }
 
-// reservedField reports whether key is a query parameter pizauth itself
-// puts in an authorisation URL (SPEC §5): letting auth_uri_fields repeat it
-// would send conflicting values.
+// reservedField reports whether pizauth itself puts key in an authorisation
+// URL (SPEC §5), where a repeat would send conflicting values.
 func reservedField(key string) bool {
 	switch key {
 	case "access_type", "client_id", "code_challenge", "code_challenge_method",
@@ -270,8 +252,7 @@ type parser struct {
 	names map[string]struct{}
 }
 
-// acctParse is what the whole-file checks need to know about an account
-// beyond the Account itself.
+// acctParse is what the whole-file checks need beyond the Account.
 type acctParse struct {
 	acct       *Account
 	at         pos // the 'account' keyword
@@ -282,7 +263,6 @@ type acctParse struct {
 	noRedirect bool // device flow or client credentials: no listener needed
 }
 
-// valKind is the shape of a parsed value.
 type valKind uint8
 
 const (
@@ -293,7 +273,7 @@ const (
 	vMap
 )
 
-// value is a parsed right-hand side, before it is checked against its key.
+// value is a parsed right-hand side, not yet checked against its key.
 type value struct {
 	kind  valKind
 	pos   pos
@@ -301,8 +281,8 @@ type value struct {
 	dur   time.Duration
 	list  []string
 	pairs []KV
-	// Positions later checks may need, kept instead of one position per
-	// element so that large files cost fewer allocations.
+	// Positions later checks may need (not one per element: fewer
+	// allocations for large files).
 	emptyAt    pos // first empty string in a list
 	reservedAt pos // first map key that is a reservedField
 	hintAt     pos // first map key "login_hint"
@@ -310,8 +290,7 @@ type value struct {
 
 func (p *parser) advance() { p.tok = p.lx.next() }
 
-// unexpected reports the current token as not being what was wanted. A
-// lexical error token is reported as itself.
+// unexpected reports the current token (a lexical error as itself).
 func (p *parser) unexpected(want string) error {
 	if p.tok.kind == tokError {
 		return errAt(p.tok.pos, "%s", p.tok.val)
@@ -319,7 +298,6 @@ func (p *parser) unexpected(want string) error {
 	return errAt(p.tok.pos, "expected %s, found %s", want, p.tok.describe())
 }
 
-// expect consumes a punctuation token of kind k or fails.
 func (p *parser) expect(k tokKind) error {
 	if p.tok.kind != k {
 		return p.unexpected("'" + punctText(k) + "'")
@@ -410,13 +388,11 @@ func (p *parser) parseAccount() error {
 	}
 	p.advance()
 	if loginHintAt != (pos{}) {
-		// As in the original pizauth, the deprecated login_hint goes after
-		// every explicit field.
+		// As in the original, login_hint goes after the explicit fields.
 		a.AuthURIFields = append(a.AuthURIFields, KV{"login_hint", loginHint})
 	}
 	if a.GrantType == grantClientCredentials {
-		// Nobody logs in: a browser or device setting is a mistake that
-		// would otherwise pass silently.
+		// Nobody logs in: a browser or device setting is a mistake.
 		for _, k := range [...]keyID{kAuthURI, kDeviceAuthURI, kRedirectURI} {
 			if at := seen[k]; at != (pos{}) {
 				return errAt(at, "'%s' can't be used with grant_type = \"client_credentials\", where nobody logs in: remove it", keys[k].name)
@@ -448,8 +424,7 @@ func (p *parser) parseAccount() error {
 
 const bothLoginHints = "Mustn't specify both login_hint and an auth_uri_fields \"login_hint\": remove login_hint (it is deprecated)"
 
-// checkAccountName rejects names that would break a one-line status
-// output or could not be typed on a command line.
+// checkAccountName rejects names that would break status's lines.
 func checkAccountName(name string) error {
 	if name == "" {
 		return errors.New("account name must not be empty")
@@ -462,9 +437,8 @@ func checkAccountName(name string) error {
 	return nil
 }
 
-// parseSetting: setting = IDENT "=" value ";" .
-// The key is checked against scope and seen before its value is parsed, so
-// an unknown or repeated key is reported at the key.
+// parseSetting: setting = IDENT "=" value ";" . The key is checked before
+// its value is parsed, so a bad key is reported at the key.
 func (p *parser) parseSetting(scope uint8, seen *[nKeys]pos) (keyID, value, error) {
 	if p.tok.kind != tokIdent {
 		if scope == inGlobal {
@@ -611,8 +585,8 @@ func needString(key string, v value) (string, error) {
 	return v.str, nil
 }
 
-// needTime checks a time value. 0s is valid everywhere, as in the
-// original: the server's own pacing (minPacing) keeps a zero from spinning.
+// needTime checks a time value. 0s is valid: minPacing keeps it from
+// spinning.
 func needTime(key string, v value) (time.Duration, error) {
 	if v.kind != vTime {
 		return 0, errAt(v.pos, "'%s' must be a time such as 90s, 15m, 2h or 1d", key)
@@ -651,7 +625,7 @@ func (p *parser) setGlobal(id keyID, v value) error {
 	return err
 }
 
-// listenAddr checks a listener setting: host:port, or none ("" in Config).
+// listenAddr checks host:port, or none ("" in Config).
 func (p *parser) listenAddr(key string, i int, v value) (string, error) {
 	switch v.kind {
 	case vNone:
@@ -750,8 +724,7 @@ func (p *parser) setAccountField(st *acctParse, id keyID, v value) error {
 	return err
 }
 
-// needURI checks a URI setting with checkURL. The URI is not repeated in
-// messages: the position says where.
+// needURI checks a URI setting with checkURL.
 func needURI(key string, v value) (string, error) {
 	s, err := needString(key, v)
 	if err != nil {
@@ -763,11 +736,8 @@ func needURI(key string, v value) (string, error) {
 	return s, nil
 }
 
-// checkURL is the one rule for every URL pizauth sends a browser or a
-// request to: absolute http or https, with a host and without a #fragment
-// (RFC 6749 §3.1 forbids one in endpoints, and one would swallow the query
-// pizauth appends). Its error completes a sentence that starts with what
-// the URL is, and does not repeat the URL.
+// checkURL is the one rule for URLs: absolute http or https, a host, no
+// #fragment (RFC 6749 §3.1). Its error completes a sentence naming the URL.
 func checkURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -790,8 +760,7 @@ func checkURL(s string) error {
 	return nil
 }
 
-// finish runs the checks that need the whole file and resolves each
-// account's effective refresh_* values.
+// finish runs the whole-file checks and resolves refresh_* values.
 func (p *parser) finish() error {
 	c := p.cfg
 	if len(c.Accounts) == 0 {
@@ -835,38 +804,33 @@ func (p *parser) finish() error {
 	return nil
 }
 
-// redirectHTTPS says whether the account's redirect_uri is https (needURI
-// has checked that it is http or https, in any case).
+// redirectHTTPS says whether the redirect_uri (http or https) is https.
 func redirectHTTPS(a *Account) bool {
 	return len(a.RedirectURI) >= 6 && strings.EqualFold(a.RedirectURI[:6], "https:")
 }
 
-// checkListeners refuses a configuration, read by a running server, with
-// an account whose redirect_uri needs a listener the server does not run:
-// listeners are bound only at start, and the authorisation URL would send
-// the browser to a port where nothing, or the wrong protocol, answers.
+// checkListeners refuses a reloaded configuration with an account whose
+// redirect needs a listener the server, which binds them only at start,
+// does not run: the browser would reach nothing, or the wrong protocol.
 func checkListeners(c *Config, httpOn, httpsOn bool) error {
 	for _, a := range c.Accounts {
-		switch {
-		case a.AuthURI == "": // device flow or client credentials
-		case redirectHTTPS(a) && !httpsOn:
-			return fmt.Errorf("account '%s' has an https redirect_uri, but the server runs no HTTPS listener (https_listen was none when it started): restart the server to change listeners", cut(a.Name, maxShown))
-		case !redirectHTTPS(a) && !httpOn:
-			return fmt.Errorf("account '%s' has an http redirect_uri, but the server runs no HTTP listener (http_listen was none when it started): restart the server to change listeners", cut(a.Name, maxShown))
+		scheme, on := "http", httpOn
+		if redirectHTTPS(a) {
+			scheme, on = "https", httpsOn
+		}
+		if a.AuthURI != "" && !on {
+			return fmt.Errorf("account '%s' has an %s redirect_uri, but the server runs no %s listener (%s_listen was none when it started): restart the server to change listeners", cut(a.Name, maxShown), scheme, strings.ToUpper(scheme), scheme)
 		}
 	}
 	return nil
 }
 
-// secureKeyVersion is the first byte of every secureKey. Change it, and the
-// encoding below, only together: keys are stored inside dumps.
+// secureKeyVersion starts every secureKey, which dumps store.
 const secureKeyVersion = 1
 
 // secureKey is a canonical encoding of the fields that decide who a token
-// belongs to and where it may be sent (SPEC §9, §10): if any of them changes,
-// a token obtained under the old values must not be used, nor sent to a new
-// revocation endpoint. refresh_* settings and hooks are deliberately left
-// out.
+// belongs to and where it may be sent (SPEC §9, §10); refresh_* settings
+// and hooks are deliberately left out.
 //
 // Encoding (stable; it is stored inside dumps):
 //
@@ -885,14 +849,11 @@ const secureKeyVersion = 1
 //	'r'      revoke_uri
 //	'g'      grant_type
 //
-// where u32 is a big-endian uint32 and str is a u32 byte length followed by
-// the UTF-8 bytes. Every field up to token_endpoint_auth_method is present
-// (an unset one is the empty string or an empty list), so that part ends
-// where it must and the tagged fields after it cannot be confused with it.
-// Fields added later are tagged and left out when unset, so that the key of
-// an account that does not use them is what older versions computed, and
-// their dumps still restore. The key contains the client secret: it is for
-// comparison and sealed dumps only, never for logs.
+// where u32 is big-endian and str is a u32 length and the bytes. Every
+// field up to token_endpoint_auth_method is present (maybe empty), so that
+// part cannot be confused with the tagged fields after it. Those were added
+// later and are left out when unset, so older dumps still restore. The key
+// holds the client secret: for comparison and sealed dumps only.
 func (a *Account) secureKey() []byte {
 	b := []byte{secureKeyVersion}
 	b = appendStr(b, a.Name)
@@ -926,8 +887,7 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// secureEqual reports whether a and b agree on every security-relevant
-// field, i.e. whether a token obtained for one may be used for the other.
+// secureEqual reports whether a token obtained for a may be used for b.
 func (a *Account) secureEqual(b *Account) bool {
 	if a == nil || b == nil {
 		return a == b

@@ -15,12 +15,9 @@ import (
 	"time"
 )
 
-// readyFDEnv names the environment variable through which a detached server
-// learns the file descriptor of its readiness pipe. Go cannot fork, so
-// `pizauth server` re-executes itself in a new session and waits on the
-// pipe: the child writes "OK" once its socket listens, or "E <message>" if
-// it could not start, so every start-up error still reaches the terminal
-// and `pizauth server` exits 0 only when a server really answers.
+// readyFDEnv gives a detached server its readiness pipe. Go cannot fork, so
+// `pizauth server` re-executes itself in a new session and waits for "OK"
+// (its socket listens) or "E <message>", which reaches the terminal.
 const readyFDEnv = "_PIZAUTH_READY_FD"
 
 // serverMain runs `pizauth server` and returns the exit status.
@@ -28,8 +25,8 @@ func serverMain(o opts) int {
 	lg.setLevel(o.verbose)
 	// The last lines get out, unless the log is stalled.
 	defer lg.flush(time.Second)
-	// Whatever the launching shell left open (a pipe it waits on for EOF,
-	// say) must reach neither the detached server nor any hook.
+	// What the launching shell left open (a pipe it waits on for EOF, say)
+	// must reach neither the detached server nor a hook.
 	closeInheritedOnExec()
 	var ready *os.File
 	if fd := os.Getenv(readyFDEnv); fd != "" {
@@ -42,13 +39,11 @@ func serverMain(o opts) int {
 	} else if !o.daemon {
 		return detach()
 	}
-	// A reader of stderr that goes away must not kill the server: with
-	// SIGPIPE caught, the write just fails. Hooks get the default back.
+	// A vanished stderr reader must not kill the server: with SIGPIPE
+	// caught the write just fails, and hooks get the default back.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	// With `stty tostop`, a background process group writing to the
-	// terminal is stopped. Hooks run in their own group, so on a terminal
-	// they would stop at their first line of output; an ignored SIGTTOU is
-	// inherited across exec, and lets them (and us) write.
+	// Under `stty tostop`, hooks, in their own process group, would stop
+	// at their first line of output; an ignored SIGTTOU survives exec.
 	signal.Ignore(syscall.SIGTTOU)
 
 	var syslogErr error
@@ -75,8 +70,7 @@ func serverMain(o opts) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	if ready != nil {
-		// Warn only a server that did start: a refused start has a better
-		// message to give.
+		// Only a started server warns: a refused start says why.
 		if syslogErr != nil {
 			fmt.Fprintf(ready, "W Can't reach syslog (%v): the server's messages will be lost; run 'pizauth server -d' to see them\n", syslogErr)
 		}
@@ -111,10 +105,8 @@ func serverMain(o opts) int {
 	}
 }
 
-// closeInheritedOnExec marks every descriptor from 3 up close-on-exec. Where
-// the system lists a process's descriptors (/proc/self/fd on Linux) only
-// those are visited; elsewhere every number up to the descriptor limit,
-// which is enough in practice and costs well under a second.
+// closeInheritedOnExec marks every descriptor from 3 up close-on-exec: those
+// /proc/self/fd lists, else every number up to the limit (well under 1 s).
 func closeInheritedOnExec() {
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		for _, e := range ents {
@@ -170,8 +162,8 @@ func detach() int {
 	return fatalf("The server exited during start-up: run 'pizauth server -d' to see why")
 }
 
-// notifySystemd tells a Type=notify service manager that we are ready. The
-// protocol is one datagram, so no library is needed.
+// notifySystemd tells a Type=notify service manager we are ready: one
+// datagram.
 func notifySystemd() {
 	addr := os.Getenv("NOTIFY_SOCKET")
 	if addr == "" {
@@ -189,13 +181,12 @@ func notifySystemd() {
 	}
 }
 
-// shutdownWait bounds how long `pizauth shutdown` waits for the server to
-// stop: the queued token events, then a moment to close.
+// shutdownWait bounds `pizauth shutdown`'s wait: the token events, then a
+// moment.
 const shutdownWait = eventQueueDrainTimeout + 5*time.Second
 
-// waitStopped waits, after a shutdown request, until no server answers, so
-// that a script may start a new server (or read the file a token_event_cmd
-// saved) as soon as `pizauth shutdown` returns.
+// waitStopped waits until no server answers, so that a script can start a
+// new one (or read what token_event_cmd saved) once `shutdown` returns.
 func waitStopped() int {
 	deadline := time.Now().Add(shutdownWait)
 	for time.Now().Before(deadline) {

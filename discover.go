@@ -18,8 +18,8 @@ import (
 // maxMetadata bounds a metadata document, which is a few KiB.
 const maxMetadata = 1 << 20
 
-// metadata holds the fields of an RFC 8414 / OIDC Discovery document that
-// an account block needs. A nil list means the provider said nothing.
+// metadata is what an account block needs from an RFC 8414 / OIDC
+// Discovery document; a nil list means the provider said nothing.
 type metadata struct {
 	Issuer      string   `json:"issuer"`
 	Auth        string   `json:"authorization_endpoint"`
@@ -32,8 +32,8 @@ type metadata struct {
 	Scopes      []string `json:"scopes_supported"`
 }
 
-// discoverMain runs `pizauth discover`, which needs no server. -d (parsed
-// into o.daemon) asks for the device flow.
+// discoverMain runs `pizauth discover`; -d (o.daemon) asks for the device
+// flow.
 func discoverMain(o opts) int {
 	name := ""
 	if len(o.args) > 1 {
@@ -52,9 +52,8 @@ func discoverMain(o opts) int {
 	return 0
 }
 
-// discover fetches issuer's metadata and returns the account block, with
-// the warnings for stderr. Nothing is returned with an error, so a failure
-// can never leave half a block to paste.
+// discover returns the account block for issuer and the warnings for
+// stderr, or only an error: never half a block to paste.
 func discover(issuer, name string, device bool) (string, []string, error) {
 	base, candidates, err := wellKnown(issuer)
 	if err != nil {
@@ -87,10 +86,8 @@ func discover(issuer, name string, device bool) (string, []string, error) {
 	return accountBlock(m, name, from, tenant, device), discoverWarnings(m, device), nil
 }
 
-// wellKnown checks the issuer URL (RFC 8414 §2 and the https rule) and
-// returns it without a trailing '/' (OIDC Discovery §4), and the metadata
-// URLs to try: OIDC's, then RFC 8414's, each first inserted between host
-// and path (RFC 8414 §3.1), then appended.
+// wellKnown returns the issuer without a trailing '/' and the URLs to try:
+// OIDC's then RFC 8414's, each inserted after the host, then appended.
 func wellKnown(issuer string) (base string, urls []string, err error) {
 	if err := checkEndpoint(issuer); err != nil {
 		return "", nil, fmt.Errorf("The issuer URL %v", err)
@@ -113,10 +110,8 @@ func wellKnown(issuer string) (base string, urls []string, err error) {
 	return base, urls, nil
 }
 
-// checkEndpoint is the rule for URLs from a provider that the user will
-// see (checkShownURL: printable ASCII, nothing that could garble a terminal
-// or the account block), made stricter for the network: https only (http is
-// accepted on loopback, where nothing crosses a network).
+// checkEndpoint is checkShownURL made stricter for the network: https
+// only, http only on loopback, where nothing crosses a network.
 func checkEndpoint(s string) error {
 	if err := checkShownURL(s); err != nil {
 		return err
@@ -132,11 +127,8 @@ func checkEndpoint(s string) error {
 	return errors.New("must use https (http is accepted only for localhost)")
 }
 
-// fetchMetadata tries each candidate URL in turn and returns the first
-// document whose issuer is the one asked for, the URL it came from, and
-// the tenant segment when Microsoft's multi-tenant exception applied. A
-// transport failure ends the search at once: the host is the same for
-// every candidate.
+// fetchMetadata returns the first candidate with the right issuer, its URL
+// and any Microsoft tenant. A transport failure ends the search.
 func fetchMetadata(issuer, base string, candidates []string) (metadata, string, string, error) {
 	// A command run at a terminal must not hang on a slow provider.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -170,9 +162,8 @@ func fetchMetadata(issuer, base string, candidates []string) (metadata, string, 
 			status = resp.StatusCode
 			continue
 		}
-		// A document that is unusable here may be followed by a good one
-		// at the next candidate (a web site answering every path with
-		// HTML, say), so keep looking but remember the first such error.
+		// A good document may follow (a web site answering every path
+		// with HTML, say): keep looking, remembering the first error.
 		var m metadata
 		if len(body) > maxMetadata {
 			err = fmt.Errorf("The metadata at %s is larger than 1 MiB: is this really an OAuth provider?", u)
@@ -193,10 +184,9 @@ func fetchMetadata(issuer, base string, candidates []string) (metadata, string, 
 	return metadata{}, "", "", fmt.Errorf("No OAuth metadata for %s: %s and the other well-known URLs answered HTTP %d; check the issuer URL", issuer, candidates[0], status)
 }
 
-// issuerMatches is RFC 8414 §3.3's check. Microsoft's multi-tenant
-// endpoints publish the issuer ".../{tenantid}/..." because tokens name the
-// user's own tenant; that is accepted, and the tenant returned, only where
-// the URL asked for has one of those endpoints' names in that segment.
+// issuerMatches is RFC 8414 §3.3's check. Microsoft's multi-tenant issuer
+// ".../{tenantid}/..." is accepted, and the tenant returned, only where
+// the URL asked for names one of those endpoints in that segment.
 func issuerMatches(doc, issuer, base string) (string, bool) {
 	if doc == issuer || doc == base {
 		return "", true
@@ -210,9 +200,9 @@ func issuerMatches(doc, issuer, base string) (string, bool) {
 	return t, t == "common" || t == "organizations" || t == "consumers"
 }
 
-// accountBlock writes the configuration text. Every value in it has passed
-// checkEndpoint or is pizauth's own, and confString quotes it, so a hostile
-// document can't add settings or comments of its own.
+// accountBlock writes the configuration text. Every value passed
+// checkEndpoint or is ours, and is quoted: a hostile document can't add
+// settings or comments.
 func accountBlock(m metadata, name, from, tenant string, device bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// From %s\n", from)
@@ -264,8 +254,7 @@ func accountBlock(m metadata, name, from, tenant string, device bool) string {
 	return b.String()
 }
 
-// discoverWarnings is what the user should know about the provider before
-// relying on the block.
+// discoverWarnings is what the user should know before using the block.
 func discoverWarnings(m metadata, device bool) []string {
 	var w []string
 	// PKCE protects only the authorisation-code flow.
@@ -284,8 +273,7 @@ func discoverWarnings(m metadata, device bool) []string {
 	return w
 }
 
-// confString quotes s for the configuration language, whose only escapes
-// are \" and \\.
+// confString quotes s for the configuration language.
 func confString(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }

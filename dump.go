@@ -12,13 +12,10 @@ package main
 //	              the 9 bytes of magic and version are the additional
 //	              authenticated data, so they cannot be altered either
 //
-// The AES key is dumpKey, a constant compiled into every pizauth binary.
-// This is NOT encryption: anyone with a copy of pizauth (that is, anyone)
-// can decrypt a dump. The sealing exists only so that tokens do not turn up
-// in a casual `grep` or `strings` over files or backups, and so that a
-// damaged or foreign file is recognised with certainty instead of being
-// half-read. Users who store dumps must encrypt them themselves, e.g.
-// `pizauth dump | age -r <recipient> > dump.age`.
+// The key, dumpKey, is compiled into every pizauth: this is NOT encryption.
+// The seal keeps tokens out of a casual `grep`, and makes a damaged or
+// foreign file certain to be refused rather than half-read. Users must
+// encrypt stored dumps themselves (`pizauth dump | age -r ...`).
 //
 // Payload (the plaintext). Integers are big-endian; every length is a u32
 // byte count; a time is an i64 count of Unix nanoseconds (wall clock):
@@ -35,14 +32,10 @@ package main
 //	obtained  i64                  must be 0 when flag bit 1 is clear
 //	expiry    i64                  must be 0 when flag bit 2 is clear
 //
-// The payload must end exactly after the last entry. Every rule above is
-// enforced in both directions: encodeDump refuses entries that decodeDump
-// would reject, so a dump that was written can always be restored, and
-// each state has exactly one payload encoding.
-//
-// A future format change must bump dumpVersion; older binaries then refuse
-// the dump with a message telling the user to upgrade instead of
-// misreading it.
+// The payload ends exactly after the last entry. encodeDump refuses what
+// decodeDump would reject, so a dump written can always be restored, and
+// each state has one encoding. A format change must bump dumpVersion, so
+// that older binaries ask the user to upgrade rather than misread it.
 
 import (
 	"bytes"
@@ -60,7 +53,7 @@ import (
 // dumpEntry is one account in a dump.
 type dumpEntry struct {
 	Name         string
-	SecureKey    []byte // opaque canonical encoding of the account's security-relevant config (made elsewhere by (*Account).secureKey()); compared byte for byte on restore
+	SecureKey    []byte // (*Account).secureKey(), compared byte for byte on restore
 	Active       bool   // only Active accounts carry tokens
 	AccessToken  string
 	RefreshToken string    // "" when none
@@ -89,8 +82,7 @@ const (
 	dumpMinEntrySize = 4 + 4 + 1
 )
 
-// dumpKey only obfuscates dumps; see the format comment above. Changing it
-// makes every existing dump unreadable, so it must stay as it is.
+// dumpKey only obfuscates dumps. Changing it breaks every existing dump.
 var dumpKey = [32]byte{
 	0x01, 0xa2, 0x1d, 0x14, 0xf8, 0xaf, 0x3b, 0x8a,
 	0xd8, 0x00, 0xd0, 0xfb, 0x46, 0x34, 0xc1, 0x79,
@@ -122,12 +114,9 @@ func dumpAEAD() cipher.AEAD {
 	return aead
 }
 
-// encodeDump serialises entries into the sealed dump format. It fails,
-// without writing anything, if an entry breaks a format rule (an Active
-// entry without an access token, token fields on an inactive entry, a
-// duplicate or non-UTF-8 name, a time outside 1677 to 2262) or if the result
-// would exceed maxDumpSize, because restore would refuse such a dump.
-// Error messages name the account but never contain a token.
+// encodeDump seals entries into a dump, or fails, if an entry breaks a rule
+// of the format or the dump would exceed maxDumpSize, with a message that
+// names the account but never contains a token.
 func encodeDump(entries []dumpEntry) ([]byte, error) {
 	size := 4
 	seen := make(map[string]struct{}, len(entries))
@@ -202,8 +191,7 @@ func dumpTooLargeToWrite(n int) error {
 	return fmt.Errorf("cannot dump: the state is too large (at least %d bytes; a dump holds at most 64 MiB)", n)
 }
 
-// checkDumpEntry enforces, for the encoder, the per-entry rules that
-// decodeDump checks on the way in.
+// checkDumpEntry is, for the encoder, decodeDump's per-entry rules.
 func checkDumpEntry(e *dumpEntry) error {
 	if !utf8.ValidString(e.Name) {
 		return errors.New("account name is not valid UTF-8")
@@ -240,11 +228,9 @@ func dumpUnixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// decodeDump opens and fully validates a dump. On any error it returns no
-// entries, so a caller that merges only after a nil error changes nothing
-// for a bad dump. Errors are one line and never contain token material.
-// Decoded times are in the local time zone and carry no monotonic reading;
-// a zero time decodes as time.Time{}.
+// decodeDump opens and fully validates a dump; on any error it returns no
+// entries, and a one-line message without token material. Times are local,
+// without a monotonic reading.
 func decodeDump(b []byte) ([]dumpEntry, error) {
 	// Checked first, so an oversized input costs nothing to reject.
 	if len(b) > maxDumpSize {
@@ -274,8 +260,7 @@ func decodeDump(b []byte) ([]dumpEntry, error) {
 	if len(b) < dumpMinSize {
 		return nil, dumpTruncated(len(b))
 	}
-	// Open into a fresh buffer: decrypting in place would scribble over
-	// the caller's bytes, and GCM clears the output on failure.
+	// Not in place: that would scribble over the caller's bytes.
 	plain, err := dumpAEAD().Open(nil, b[dumpAADSize:dumpHeaderLen], b[dumpHeaderLen:], b[:dumpAADSize])
 	if err != nil {
 		return nil, errDumpAuthFail
@@ -293,9 +278,7 @@ func dumpTruncated(n int) error {
 	return fmt.Errorf("dump is truncated (%d bytes; a pizauth dump is at least %d bytes)", n, dumpMinSize)
 }
 
-// dumpReader walks a payload; every read is bounds-checked against what
-// remains, so no length field can cause an allocation larger than the
-// input itself.
+// dumpReader walks a payload, checking every read against what remains.
 type dumpReader struct {
 	p   []byte
 	err error
@@ -405,9 +388,8 @@ func parseDumpPayload(p []byte) ([]dumpEntry, error) {
 		if len(access) == 0 {
 			return nil, fmt.Errorf("account %q: active but has no access token", e.Name)
 		}
-		// The dump key is public, so anyone can forge a dump: its tokens
-		// obey the rules of tokens from a provider, or a CR LF in one
-		// would reach a mail program's protocol through `pizauth show`.
+		// Anyone can forge a dump: a CR LF in a token would reach a mail
+		// program's protocol through `pizauth show`.
 		if !vschar(access) || !vschar(refresh) {
 			return nil, fmt.Errorf("account %q: a token contains characters that RFC 6749 forbids in tokens", e.Name)
 		}

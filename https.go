@@ -20,10 +20,8 @@ import (
 // hostname is os.Hostname; tests replace it.
 var hostname = os.Hostname
 
-// selfSignedCert makes the HTTPS redirect listener's certificate. It is new
-// at every start and its key never leaves memory, so there is nothing on
-// disk to steal; the user can check the fingerprint `pizauth info` shows
-// against the one their browser displays.
+// selfSignedCert makes the HTTPS listener's certificate, new at every
+// start, its key never on disk; `pizauth info` shows its fingerprint.
 func selfSignedCert() (tls.Certificate, string, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -34,9 +32,7 @@ func selfSignedCert() (tls.Certificate, string, error) {
 		return tls.Certificate{}, "", fmt.Errorf("Can't make the HTTPS certificate: %v", err)
 	}
 	names := []string{"localhost"}
-	// A certificate holds only ASCII names, so a host name in another
-	// script is left out rather than failing the start (it would need IDNA
-	// encoding, and nobody types it for a redirect anyway).
+	// A non-ASCII host name would fail the start; nobody types it anyway.
 	if h, err := hostname(); err == nil && h != "" && h != "localhost" &&
 		!strings.ContainsFunc(h, func(r rune) bool { return r >= utf8.RuneSelf }) {
 		names = append(names, h)
@@ -60,8 +56,7 @@ func selfSignedCert() (tls.Certificate, string, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, fingerprint(der), nil
 }
 
-// fingerprint formats the SHA-256 of a DER certificate as browsers show it:
-// upper-case hex bytes separated by colons.
+// fingerprint is a certificate's SHA-256 as browsers show it.
 func fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
 	return strings.ReplaceAll(fmt.Sprintf("% X", sum[:]), " ", ":")

@@ -21,19 +21,12 @@ const (
 
 var levelNames = [...]string{"ERROR", "WARN", "INFO", "DEBUG", "TRACE"}
 
-// logQueueLen bounds the lines waiting for the writer. Far more than a busy
-// server logs in the time a healthy stderr or syslog takes to catch up.
+// logQueueLen bounds the lines waiting for the writer.
 const logQueueLen = 1024
 
-// logger is the single sink for the server's diagnostics. It never receives
-// a token, refresh token, code, verifier or client secret: callers log
-// account names, URLs without secrets and error texts that were built
-// without secrets (see tokenError), nothing else.
-//
-// A log write can block for ever (a stderr pipe nobody reads, a stalled
-// syslog), so logf never writes: it queues the line for one writer goroutine
-// and, when the queue is full, drops the line and counts it. A request, or
-// code holding the state lock, therefore never waits on the log.
+// logger is the sink for diagnostics, which hold no secret. A write can
+// block for ever (an unread pipe, a stalled syslog), so logf only queues
+// lines for one writer, dropping and counting them when the queue is full.
 type logger struct {
 	level   atomic.Int32
 	once    sync.Once // starts the writer: only a server ever logs
@@ -45,8 +38,7 @@ type logger struct {
 	sys *syslog.Writer // nil unless detached
 }
 
-// logLine is a queued message, or (with flushed set) a marker that flush
-// waits for.
+// logLine is a queued message, or a marker flush waits for.
 type logLine struct {
 	lvl     int
 	t       time.Time
@@ -54,8 +46,7 @@ type logLine struct {
 	flushed chan struct{}
 }
 
-// lg is built by the linker, not at start-up: `pizauth show` never logs,
-// and pays for no queue and no goroutine.
+// lg is built by the linker: `pizauth show` pays for no queue.
 var lg = &logger{w: os.Stderr}
 
 func (l *logger) start() {
@@ -87,9 +78,7 @@ func (l *logger) logf(lvl int, format string, args ...any) {
 	}
 }
 
-// flush waits up to d for every line queued so far to be written, and says
-// whether they were: the last lines get out at shutdown, but a stalled log
-// cannot hold the exit up.
+// flush waits up to d for the lines queued so far to be written.
 func (l *logger) flush(d time.Duration) bool {
 	l.start()
 	done := make(chan struct{})

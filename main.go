@@ -25,9 +25,8 @@ const usage = `Usage:
   pizauth status [-j]
 `
 
-// version is set at build time with -ldflags "-X main.version=...". When it
-// is empty (a plain `go build` or `go install`), the module version recorded
-// by the toolchain is used instead.
+// version is set with -ldflags "-X main.version=..."; else the toolchain's
+// record is used.
 var version string
 
 func pizauthVersion() string {
@@ -59,8 +58,7 @@ type opts struct {
 }
 
 // flagsFor returns the flags cmd accepts ('c' takes a value) and whether cmd
-// exists. A switch rather than a map: a package-level map literal is built
-// by main's init on every start, `pizauth show` included.
+// exists (a switch: a map would be built at every start).
 func flagsFor(cmd string) (string, bool) {
 	switch cmd {
 	case "dump", "reload", "restore", "revoke", "shutdown":
@@ -90,9 +88,7 @@ func nargsFor(cmd string) (lo, hi int) {
 	return 0, 0
 }
 
-// parseArgs parses getopt-style arguments: flags may be combined (-vvv,
-// -dv), -c takes the next word or the rest of its own word, and "--" ends
-// the flags.
+// parseArgs parses getopt-style arguments: -dvv, -c file or -cfile, "--".
 func parseArgs(argv []string) (opts, bool) {
 	var o opts
 	if len(argv) == 0 {
@@ -168,8 +164,8 @@ func fatalf(format string, args ...any) int {
 	return 1
 }
 
-// confPath is the configuration file the server reads: -c, else
-// $XDG_CONFIG_HOME/pizauth.conf, else ~/.config/pizauth.conf.
+// confPath is -c, else $XDG_CONFIG_HOME/pizauth.conf, else
+// ~/.config/pizauth.conf.
 func confPath(flag string) (string, error) {
 	if flag != "" {
 		return flag, nil
@@ -183,10 +179,9 @@ func confPath(flag string) (string, error) {
 	return "", fmt.Errorf("neither XDG_CONFIG_HOME nor HOME is set: give the configuration file with -c")
 }
 
-// runtimeDir is where the socket lives: $XDG_RUNTIME_DIR/pizauth, else
-// ${TMPDIR:-/tmp}/runtime-<user>/pizauth, where <user> is $USER, else
-// $LOGNAME, else the real uid's name in the user database, else the uid
-// itself: a root shell in a container or an rc script may set none of them.
+// runtimeDir is $XDG_RUNTIME_DIR/pizauth, else ${TMPDIR:-/tmp}/runtime-<user>/
+// pizauth, <user> being $USER, $LOGNAME, the uid's name, or the uid: a
+// container's root shell or an rc script may set none of them.
 func runtimeDir() string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "pizauth")
@@ -208,11 +203,9 @@ func runtimeDir() string {
 	return filepath.Join(tmp, "runtime-"+name, "pizauth")
 }
 
-// checkDir says whether d, as Lstat describes it in fi, may hold pizauth's
-// socket: a real directory (not a symbolic link to one), owned by the real
-// uid and, when writable is false, writable by nobody else. Anyone can
-// create ${TMPDIR:-/tmp}/runtime-<user> before we do; a client that talked
-// to a socket in there would hand tokens, or a whole dump, to its owner.
+// checkDir says whether d (Lstat's fi) may hold the socket: a real directory
+// of the real uid's, unless writable writable by nobody else. Anyone can
+// make /tmp/runtime-<user> first, and get tokens sent to a socket there.
 func checkDir(d string, fi os.FileInfo, writable bool) error {
 	const fix = "set XDG_RUNTIME_DIR to a private directory of your own"
 	switch {

@@ -18,40 +18,27 @@ const (
 	transientHookTimeout = 3 * time.Minute
 )
 
-// maxQueuedEvents bounds the token-event queue. Events arrive at most a few
-// times per account per hour, and each runs for at most hookTimeout, so a
-// backlog this long means token_event_cmd has been hanging for a day; at that
-// point dropping new events (with a warning) beats growing without limit.
+// maxQueuedEvents bounds the token-event queue: a backlog this long means
+// token_event_cmd has hung for a day, and dropping beats growing for ever.
 const maxQueuedEvents = 10000
 
-// eventQueueDrainTimeout is how long close is given, at server shutdown, to
-// run the events still queued (each within its own timeout) before the
-// running one is killed and the rest are dropped. The last events are the
-// ones a saved dump must not miss, so this allows a few hooks, yet keeps
-// `pizauth shutdown` bounded when token_event_cmd hangs.
+// eventQueueDrainTimeout is how long shutdown gives the queued events, the
+// last ones a saved dump must not miss, before the rest are dropped.
 const eventQueueDrainTimeout = 3 * hookTimeout
 
-// runHook is the one place that runs a user's shell command. It runs
-// `$SHELL -c cmd` (/bin/sh if $SHELL is unset or empty) with the server's
-// environment plus env, waits for it, and returns its exit code (-1 if it
-// could not start or was killed) and an error describing any failure, which
-// is also logged as a warning. An empty cmd runs nothing and succeeds.
+// runHook is the one place that runs a user's command: `$SHELL -c cmd`
+// (/bin/sh if unset) with the server's environment plus env. It returns the
+// exit code (-1: not started or killed) and any failure, also logged.
 //
-// The shell gets its own process group so that at the timeout (0 means none)
-// or when ctx is cancelled the whole group is sent SIGKILL: killing only the
-// shell would leave `cmd1 | cmd2` or a `sleep` it started running, still
-// holding whatever it holds, with nobody left to reap it. A hook whose shell
-// exits normally keeps any background children it deliberately left behind
-// (e.g. `notify-send ... &`).
+// The shell leads its own process group, all of which gets SIGKILL at the
+// timeout (0: none) or when ctx ends: killing only the shell would leave
+// `a | b` or a `sleep` running, unreaped. Children deliberately left behind
+// by a shell that exits (`notify-send ... &`) are kept.
 //
-// stdout and stderr are the server's own stderr *os.File, handed to the child
-// as a file descriptor (the terminal with -d, /dev/null once detached), never
-// a pipe: with a pipe, os/exec copies through a goroutine that Wait joins, so
-// a background grandchild holding the pipe open would stall the caller until
-// it exited. With a plain descriptor, Wait returns as soon as the shell does.
-// stdin is /dev/null so a hook can never wait on the terminal, and the
-// SIGTTOU that serverMain ignores stays ignored in hooks, so that on a
-// terminal with `stty tostop` their output does not stop them.
+// stdout and stderr are the server's stderr as a descriptor, never a pipe,
+// whose copying goroutine a grandchild holding it open would stall. stdin
+// is /dev/null, and the SIGTTOU serverMain ignores stays ignored, so a hook
+// neither reads nor stops on a terminal.
 func runHook(ctx context.Context, name, cmd string, env []string, timeout time.Duration) (exitCode int, err error) {
 	if cmd == "" {
 		return 0, nil
@@ -115,7 +102,6 @@ func execHook(ctx context.Context, who, cmd string, env []string, timeout time.D
 	return -1, killed
 }
 
-// exitResult turns the outcome of Wait into runHook's return values.
 func exitResult(who string, c *exec.Cmd, err error) (int, error) {
 	if err == nil {
 		logTrace("%s exited with status 0", who)
@@ -131,9 +117,7 @@ func exitResult(who string, c *exec.Cmd, err error) (int, error) {
 	return st.ExitCode(), fmt.Errorf("%s exited with status %d", who, st.ExitCode())
 }
 
-// startHook runs a hook in the background for callers that do not act on
-// its result (auth_notify_cmd, error_notify_cmd, startup_cmd); runHook logs
-// any failure.
+// startHook runs a hook whose result nobody acts on, in the background.
 func startHook(name, cmd string, env []string, timeout time.Duration) {
 	if cmd == "" {
 		return
@@ -141,7 +125,6 @@ func startHook(name, cmd string, env []string, timeout time.Duration) {
 	go runHook(context.Background(), name, cmd, env, timeout)
 }
 
-// envValue finds key in a list of "KEY=value" strings.
 func envValue(env []string, key string) (string, bool) {
 	for i := len(env) - 1; i >= 0; i-- {
 		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
@@ -166,12 +149,8 @@ func shortDuration(d time.Duration) string {
 // tokenEvent is one queued run of token_event_cmd.
 type tokenEvent struct{ account, event string }
 
-// eventQueue runs token_event_cmd once per token event, one at a time and in
-// the order the events happened, so a script mirroring token state (e.g.
-// into a keyring) never sees token_revoked overtaken by an earlier
-// token_new. push never blocks: it is called by code that has just changed
-// account state and must not wait on a user's script. A single worker
-// goroutine drains the queue.
+// eventQueue runs token_event_cmd once per event, in order, so a script
+// never sees token_revoked overtaken by token_new. push never blocks.
 type eventQueue struct {
 	cmd     func() string // current token_event_cmd, read per event: reload may change it
 	timeout time.Duration // per event; set before the first push (tests shorten it)
@@ -189,8 +168,7 @@ type eventQueue struct {
 	dropping bool // a drop was logged and the queue has not shrunk since
 }
 
-// newEventQueue starts the worker. cmd returns the current token_event_cmd,
-// "" for none (events are then skipped).
+// newEventQueue starts the worker; cmd returns token_event_cmd, or "".
 func newEventQueue(cmd func() string) *eventQueue {
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &eventQueue{
@@ -206,9 +184,8 @@ func newEventQueue(cmd func() string) *eventQueue {
 	return q
 }
 
-// push queues an event (token_new, token_refreshed, token_invalidated,
-// token_revoked) for account. It never blocks. After close, or when the
-// queue is absurdly long, the event is dropped with a log line.
+// push queues an event for account, or drops it with a log line after
+// close or when the queue is absurdly long.
 func (q *eventQueue) push(account, event string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -227,20 +204,9 @@ func (q *eventQueue) push(account, event string) {
 	q.cond.Broadcast()
 }
 
-// wait blocks until every queued event has run and no hook is running.
-func (q *eventQueue) wait() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for len(q.items) > 0 || q.running {
-		q.cond.Wait()
-	}
-}
-
-// close stops the queue at server shutdown: later pushes are dropped, and
-// the events already queued still run for up to grace in total. After that
-// the running hook's process group is killed and what is left is dropped with
-// a warning. close returns once the worker has stopped; calling it again is
-// harmless.
+// close stops the queue: later pushes are dropped, queued events run for
+// up to grace in all, then the running hook is killed and the rest dropped.
+// It returns once the worker has stopped; calling it again is harmless.
 func (q *eventQueue) close(grace time.Duration) {
 	q.mu.Lock()
 	q.closed = true
@@ -296,8 +262,7 @@ func (q *eventQueue) work() {
 	}
 }
 
-// notifyAuth tells the user, through auth_notify_cmd, that an account needs
-// authorising at u (and, in the device flow, with the user code).
+// notifyAuth runs auth_notify_cmd for a login at u (with code, if any).
 func notifyAuth(cmd, account, u, code string) {
 	if cmd == "" {
 		return
@@ -309,8 +274,7 @@ func notifyAuth(cmd, account, u, code string) {
 	startHook("auth_notify_cmd", cmd, env, hookTimeout)
 }
 
-// notifyError logs an error the user should know about and, when
-// error_notify_cmd is set, runs it. msg never contains a secret.
+// notifyError logs msg, which holds no secret, and runs error_notify_cmd.
 func notifyError(cmd, account, msg string) {
 	logError("%s: %s", account, msg)
 	if cmd == "" {

@@ -460,3 +460,12 @@ func TestShortDuration(t *testing.T) {
 		}
 	}
 }
+
+// wait blocks until every queued event has run and no hook is running.
+func (q *eventQueue) wait() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) > 0 || q.running {
+		q.cond.Wait()
+	}
+}

@@ -1,14 +1,9 @@
 package main
 
-// This file is the only code that talks to OAuth2 providers: it builds the
-// authorisation URL, posts forms to token, device-authorisation and
-// revocation endpoints, and turns their answers into either a token or a
-// *tokenError that says whether the failure is transient (SPEC.md §5, §7).
-//
-// Secrets (client secret, codes, verifiers, refresh and access tokens) leave
-// this file only in request bodies and the Authorization header. Error texts
-// are built from the HTTP status, the content type and the provider's OAuth
-// `error`/`error_description` fields, scrubbed of every secret we know.
+// The only code that talks to OAuth2 providers (SPEC §5, §7). Secrets
+// leave only in request bodies and the Authorization header; error texts
+// come from the status, content type and `error`/`error_description`,
+// scrubbed of every secret we know.
 
 import (
 	"bytes"
@@ -28,8 +23,7 @@ import (
 )
 
 const (
-	// maxResponseBody caps what we read from a provider; real token
-	// responses are a few KiB, so anything bigger is broken or hostile.
+	// maxResponseBody caps a provider's answer (real ones are a few KiB).
 	maxResponseBody = 1 << 20
 	// maxExpiresIn clamps expires_in: some servers send nanoseconds.
 	maxExpiresIn = 365 * 24 * time.Hour
@@ -37,14 +31,13 @@ const (
 	maxErrorText = 200
 	// maxErrorCode bounds the OAuth `error` code quoted in an error.
 	maxErrorCode = 64
-	// maxShownURL bounds a verification URI: real ones are short, and one
-	// of 200 KB would not fit in a hook's argument list.
+	// maxShownURL bounds a verification URI, which must fit a hook's
+	// argument list.
 	maxShownURL = 2 << 10
 	// maxUserCode bounds a device user code; real ones are 8 or 9 letters.
-	maxUserCode = 64
-	// defaultDeviceInterval is RFC 8628 §3.2's polling interval default.
+	maxUserCode           = 64
 	defaultDeviceInterval = 5 * time.Second
-	// userAgent identifies us to providers, some of which reject an empty one.
+	// userAgent: some providers reject an empty one.
 	userAgent = "pizauth"
 )
 
@@ -58,35 +51,26 @@ type tokenResult struct {
 // tokenError is every failure of a provider request. Msg is one line, fit
 // to show a user, and contains no secret.
 type tokenError struct {
-	// Transient failures (network trouble, timeouts, HTTP 408, 429, 500,
-	// 502, 503, 504) may go away by themselves; the token is kept and the
-	// request retried later. Anything else needs the user.
-	Transient bool
+	Transient bool   // network trouble, timeouts, HTTP 408, 429, 5xx: retry later
 	Status    int    // HTTP status; 0 when no response arrived
 	Code      string // the OAuth `error` code, "" when there was none
 	Msg       string
 
-	// network is set when no complete response was received: only those
-	// failures are retried by exchangeCode.
-	network bool
-	// cause is the underlying error (e.g. context.Canceled) for errors.Is;
-	// it is never part of Msg verbatim.
-	cause error
+	network bool  // no complete response: exchangeCode retries these
+	cause   error // for errors.Is; never part of Msg verbatim
 }
 
 func (e *tokenError) Error() string { return e.Msg }
 
 func (e *tokenError) Unwrap() error { return e.cause }
 
-// provider performs HTTP requests to OAuth2 endpoints. One value is shared
-// by all accounts; it holds no per-account state and is safe for concurrent
-// use.
+// provider performs HTTP requests to OAuth2 endpoints for every account.
 type provider struct {
 	client     *http.Client
 	timeout    time.Duration // whole request, body included
 	retries    int           // extra attempts after a network failure in exchangeCode
 	retryDelay time.Duration // pause between those attempts
-	// sleep waits d or until ctx is done; tests replace it to run instantly.
+	// sleep waits d or until ctx is done; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
 }
 
@@ -102,10 +86,9 @@ func newProvider() *provider {
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: 1 * time.Second,
-		// A pooled connection's idle timer stops while a laptop sleeps,
-		// so one kept from before a suspend could be reused long after
-		// the provider dropped it, and a POST that fails that way is not
-		// retried. Token requests are minutes apart: open a fresh one.
+		// An idle connection's timer stops while a laptop sleeps, so one
+		// kept across a suspend could be long dead, and a POST is not
+		// retried. Token requests are minutes apart: open fresh ones.
 		DisableKeepAlives:      true,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
@@ -118,11 +101,8 @@ func newProvider() *provider {
 	}
 }
 
-// newHTTPClient wraps tr in a client that never follows redirects. Go would
-// turn a 301/302/303 into a GET without the form (a confusing failure) and
-// replay a 307/308 POST, client secret and code included, to wherever the
-// Location points. A redirect is instead reported so the user can fix
-// token_uri.
+// newHTTPClient never follows redirects, which would lose the form (302)
+// or replay it, secret and code included, wherever Location says (307).
 func newHTTPClient(tr http.RoundTripper) *http.Client {
 	return &http.Client{
 		Transport: tr,
@@ -132,7 +112,6 @@ func newHTTPClient(tr http.RoundTripper) *http.Client {
 	}
 }
 
-// sleepCtx waits for d, returning early with ctx's error if ctx ends first.
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -144,10 +123,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// authURL builds the URL the user opens to authorise pizauth (SPEC.md §5).
-// Parameters are appended textually, so auth_uri (and any query it already
-// has, which the configuration's URL rule allows) is kept byte for byte.
-// The client secret is never included.
+// authURL builds the URL the user opens (SPEC §5), appending to auth_uri
+// textually so that it, and any query it has, is kept byte for byte.
 func authURL(a *Account, redirectURI, state, challenge string) string {
 	var b strings.Builder
 	b.WriteString(a.AuthURI)
@@ -182,13 +159,9 @@ func authURL(a *Account, redirectURI, state, challenge string) string {
 	return b.String()
 }
 
-// post is the one place that sends a form to a provider. It adds client
-// authentication (RFC 6749 §2.3.1): client_id always goes in the body; a
-// client secret goes either in HTTP Basic (token_endpoint_auth_method
-// "client_secret_basic") or in the body, never both. The whole exchange is
-// bounded by p.timeout and the body by maxResponseBody. err is a
-// *tokenError; status and contentType are set whenever a response arrived.
-// form is not modified.
+// post is the one place that sends a form to a provider, with client
+// authentication (RFC 6749 §2.3.1): the secret in HTTP Basic or the body,
+// never both. Bounded by p.timeout and maxResponseBody; err is *tokenError.
 func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Values) (status int, contentType string, body []byte, err error) {
 	if err := checkURL(uri); err != nil {
 		return 0, "", nil, &tokenError{Msg: fmt.Sprintf("an endpoint URL %v; fix it in the configuration", err)}
@@ -244,9 +217,8 @@ func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Va
 	return status, contentType, body, nil
 }
 
-// networkError describes a failure to get a complete response. The text of
-// a *url.Error is not used as is: it would repeat the URL and, for proxies,
-// could carry credentials.
+// networkError describes a failure to get a complete response, without a
+// *url.Error's text, which repeats the URL (and a proxy's credentials).
 func (p *provider) networkError(parent, rctx context.Context, host string, err error) *tokenError {
 	te := &tokenError{Transient: true, network: true, cause: err}
 	var ne net.Error
@@ -267,8 +239,6 @@ func (p *provider) networkError(parent, rctx context.Context, host string, err e
 	return te
 }
 
-// transientStatus reports whether an HTTP status is worth retrying later
-// (SPEC.md §7).
 func transientStatus(status int) bool {
 	switch status {
 	case http.StatusRequestTimeout, http.StatusTooManyRequests,
@@ -279,7 +249,6 @@ func transientStatus(status int) bool {
 	return false
 }
 
-// tokenRequest posts form to a.TokenURI and parses the answer.
 func (p *provider) tokenRequest(ctx context.Context, a *Account, form url.Values) (tokenResult, error) {
 	status, ct, body, err := p.post(ctx, a, a.TokenURI, form)
 	if err != nil {
@@ -288,10 +257,8 @@ func (p *provider) tokenRequest(ctx context.Context, a *Account, form url.Values
 	return parseTokenResponse(status, ct, body, a, formSecrets(form)...)
 }
 
-// exchangeCode trades an authorisation code for tokens. Network failures
-// are retried up to p.retries times, p.retryDelay apart, because the user
-// has just authorised in the browser and a lost code means starting over;
-// an HTTP error status fails at once since repeating it cannot help.
+// exchangeCode trades a code for tokens, retrying network failures (a lost
+// code means logging in again), but not an HTTP error, which would recur.
 func (p *provider) exchangeCode(ctx context.Context, a *Account, code, verifier, redirectURI string) (tokenResult, error) {
 	form := url.Values{
 		"code":          {code},
@@ -313,8 +280,7 @@ func (p *provider) exchangeCode(ctx context.Context, a *Account, code, verifier,
 	}
 }
 
-// clientCredentials asks for an app-only token (RFC 6749 §4.4) with the
-// account's client authentication; the caller schedules any retry.
+// clientCredentials asks for an app-only token (RFC 6749 §4.4).
 func (p *provider) clientCredentials(ctx context.Context, a *Account) (tokenResult, error) {
 	form := url.Values{"grant_type": {"client_credentials"}}
 	if len(a.Scopes) > 0 {
@@ -323,7 +289,7 @@ func (p *provider) clientCredentials(ctx context.Context, a *Account) (tokenResu
 	return p.tokenRequest(ctx, a, form)
 }
 
-// refresh uses a refresh token once; the caller schedules any retry.
+// refresh uses a refresh token once.
 func (p *provider) refresh(ctx context.Context, a *Account, refreshToken string) (tokenResult, error) {
 	return p.tokenRequest(ctx, a, url.Values{
 		"grant_type":    {"refresh_token"},
@@ -357,10 +323,8 @@ func (p *provider) deviceAuthorize(ctx context.Context, a *Account) (deviceAuth,
 	return parseDeviceResponse(status, ct, body, a)
 }
 
-// pollDevice asks once whether the user has completed a device
-// authorisation. "Not yet" is a *tokenError whose Code is
-// authorization_pending or slow_down; access_denied and expired_token end
-// the attempt.
+// pollDevice asks once whether the user has approved a device request; "not
+// yet" is a *tokenError with Code authorization_pending or slow_down.
 func (p *provider) pollDevice(ctx context.Context, a *Account, deviceCode string) (tokenResult, error) {
 	return p.tokenRequest(ctx, a, url.Values{
 		"grant_type":  {"urn:ietf:params:oauth:grant-type:device_code"},
@@ -368,8 +332,7 @@ func (p *provider) pollDevice(ctx context.Context, a *Account, deviceCode string
 	})
 }
 
-// revoke asks the provider to invalidate token (RFC 7009). hint is
-// "access_token", "refresh_token" or "" for none.
+// revoke asks the provider to invalidate token (RFC 7009).
 func (p *provider) revoke(ctx context.Context, a *Account, token, hint string) error {
 	if a.RevokeURI == "" {
 		return &tokenError{Msg: fmt.Sprintf("account '%s' has no revoke_uri", a.Name)}
@@ -382,8 +345,7 @@ func (p *provider) revoke(ctx context.Context, a *Account, token, hint string) e
 	if err != nil {
 		return err
 	}
-	// RFC 7009 says 200, but some servers answer 204 No Content: any 2xx
-	// means the token is gone.
+	// RFC 7009 says 200; some servers answer 204.
 	if status >= 200 && status < 300 {
 		return nil
 	}
@@ -394,7 +356,7 @@ func (p *provider) revoke(ctx context.Context, a *Account, token, hint string) e
 	return &tokenError{Status: status, Msg: fmt.Sprintf("revocation endpoint answered HTTP %d instead of 200", status)}
 }
 
-// formSecrets returns the values of form fields that must never be quoted.
+// formSecrets are the form's values that must never be quoted.
 func formSecrets(form url.Values) []string {
 	var s []string
 	for _, k := range [...]string{"code", "code_verifier", "refresh_token", "device_code", "token", "client_secret"} {
@@ -403,8 +365,7 @@ func formSecrets(form url.Values) []string {
 	return s
 }
 
-// secretList gathers everything to scrub from provider text: the client
-// secret, the caller's secrets and any token in the response itself.
+// secretList is everything to scrub from provider text.
 func secretList(a *Account, fields map[string]json.RawMessage, extra []string) []string {
 	s := append([]string{a.ClientSecret}, extra...)
 	for _, k := range [...]string{"access_token", "refresh_token", "id_token", "device_code"} {
@@ -416,8 +377,7 @@ func secretList(a *Account, fields map[string]json.RawMessage, extra []string) [
 }
 
 // parseTokenResponse turns a token endpoint answer into a token or a
-// *tokenError. secrets are scrubbed from any provider text quoted in the
-// error, in addition to a.ClientSecret and tokens found in body.
+// *tokenError, scrubbed of secrets, a.ClientSecret and any token in body.
 func parseTokenResponse(status int, contentType string, body []byte, a *Account, secrets ...string) (tokenResult, error) {
 	const what = "token endpoint"
 	fields, jerr := decodeObject(body)
@@ -471,8 +431,7 @@ func parseTokenResponse(status int, contentType string, body []byte, a *Account,
 	return res, nil
 }
 
-// parseDeviceResponse turns a device authorisation answer (RFC 8628 §3.2)
-// into a deviceAuth or a *tokenError.
+// parseDeviceResponse reads a device authorisation answer (RFC 8628 §3.2).
 func parseDeviceResponse(status int, contentType string, body []byte, a *Account) (deviceAuth, error) {
 	const what = "device authorization endpoint"
 	fields, jerr := decodeObject(body)
@@ -532,11 +491,9 @@ func parseDeviceResponse(status int, contentType string, body []byte, a *Account
 	return d, nil
 }
 
-// checkShownURL accepts a URL from a provider that pizauth will show the
-// user and hand to auth_notify_cmd: printable ASCII, so that it cannot
-// carry terminal controls or look like another address; at most
-// maxShownURL bytes, so that it fits a notification and an argument list;
-// and a URL by checkURL's rule. Its error completes a sentence.
+// checkShownURL accepts a provider's URL that the user will see: printable
+// ASCII (no terminal controls, no look-alikes), at most maxShownURL bytes,
+// and checkURL's rule. Its error completes a sentence.
 func checkShownURL(u string) error {
 	if len(u) > maxShownURL {
 		return fmt.Errorf("is longer than %d bytes", maxShownURL)
@@ -549,9 +506,8 @@ func checkShownURL(u string) error {
 	return checkURL(u)
 }
 
-// responseFailure returns nil if the response is a 2xx JSON object without
-// an `error` member, and otherwise the *tokenError describing it. what names
-// the endpoint in the message.
+// responseFailure returns nil for a 2xx JSON object without `error`, else
+// the *tokenError describing the answer of the endpoint what.
 func responseFailure(what string, status int, contentType string, fields map[string]json.RawMessage, jerr error, body []byte, secrets []string) *tokenError {
 	te := &tokenError{Transient: transientStatus(status), Status: status}
 	if raw, ok := fields["error"]; ok && string(raw) != "null" {
@@ -591,8 +547,7 @@ func responseFailure(what string, status int, contentType string, fields map[str
 	return te
 }
 
-// decodeObject parses body as one JSON object, keeping member values raw so
-// each can be checked for the type it must have.
+// decodeObject parses body as one JSON object of raw, unchecked members.
 func decodeObject(body []byte) (map[string]json.RawMessage, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {
@@ -604,8 +559,7 @@ func decodeObject(body []byte) (map[string]json.RawMessage, error) {
 	return m, nil
 }
 
-// optString returns member k as a string: "" if absent or null, an error if
-// it is some other JSON type.
+// optString returns member k: "" if absent or null, an error if no string.
 func optString(fields map[string]json.RawMessage, k string) (string, error) {
 	raw, ok := fields[k]
 	if !ok || string(raw) == "null" {
@@ -618,16 +572,14 @@ func optString(fields map[string]json.RawMessage, k string) (string, error) {
 	return s, nil
 }
 
-// stringField returns member k if it is a non-empty string.
 func stringField(fields map[string]json.RawMessage, k string) (string, bool) {
 	s, err := optString(fields, k)
 	return s, err == nil && s != ""
 }
 
-// parseSeconds reads a count of seconds: any JSON number (3600, 3599.0,
-// 3.6e3; fractions are truncated, a negative value means already expired) or
-// a string of decimal digits, which some providers send. Anything beyond
-// maxExpiresIn is clamped to it: some servers send nanoseconds.
+// parseSeconds reads seconds: any JSON number (fractions truncated, a
+// negative meaning already expired) or a string of digits, clamped to
+// maxExpiresIn (some servers send nanoseconds).
 func parseSeconds(raw json.RawMessage) (time.Duration, error) {
 	s := string(raw)
 	if strings.HasPrefix(s, `"`) {
@@ -635,8 +587,7 @@ func parseSeconds(raw json.RawMessage) (time.Duration, error) {
 			return 0, errors.New("is neither a number nor a string of digits")
 		}
 	} else if s == "" || s[0] != '-' && (s[0] < '0' || s[0] > '9') {
-		// raw is valid JSON, so this excludes true, false, objects and
-		// arrays, and what remains is a JSON number ParseFloat reads.
+		// raw is valid JSON: what remains is a number.
 		return 0, errors.New("is not a number")
 	}
 	f, err := strconv.ParseFloat(s, 64)
@@ -651,8 +602,7 @@ func parseSeconds(raw json.RawMessage) (time.Duration, error) {
 	return time.Duration(f) * time.Second, nil
 }
 
-// mediaType returns the bare media type of a Content-Type header, cleaned
-// for quoting in a message.
+// mediaType is a Content-Type's media type, cleaned for a message.
 func mediaType(ct string) string {
 	if ct == "" {
 		return "no content type"

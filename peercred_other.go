@@ -7,9 +7,7 @@ import (
 	"net"
 )
 
-// peerUID is unknown where the standard library offers no portable way to
-// read a Unix peer's uid; the runtime directory checks (0700, owned by the
-// user, as is the socket) are then what keeps other users out.
+// peerUID is unknown here; the runtime directory checks keep others out.
 func peerUID(c *net.UnixConn) (int, error) {
 	return -1, errors.New("peer credentials are not available on this system")
 }

@@ -17,9 +17,7 @@ func randomToken(n int) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// newStateParam returns a fresh OAuth2 `state` value (32 random bytes, 43
-// characters). It ties a browser redirect to one pending request, so it must
-// be unguessable.
+// newStateParam returns an unguessable OAuth2 `state` (32 random bytes).
 func newStateParam() (string, error) { return randomToken(32) }
 
 // newVerifier returns a fresh PKCE code_verifier (64 random bytes, 86

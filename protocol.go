@@ -2,14 +2,10 @@ package main
 
 // The client–server protocol, defined once for both sides.
 //
-// One request and one response travel over each connection to the Unix
-// socket. Each is a frame: a 4-byte big-endian length n, then n bytes of
-// payload. n may not exceed maxFrame; a larger claim is refused before any
-// memory is allocated for it.
-//
-// A payload is a list of fields, each a uvarint length followed by that many
-// bytes. Fields are opaque bytes, so a dump travels as one field without any
-// escaping, and no reflection or JSON runs on the `pizauth show` path.
+// One request and one response go over each connection, each a frame: a
+// 4-byte big-endian length n (at most maxFrame, checked before anything is
+// allocated), then n bytes of payload: fields, each a uvarint length and
+// opaque bytes, so a dump needs no escaping and `show` no JSON.
 //
 //	request:  cmd [arg ...]
 //	response: "ok" [value ...]   or   "err" message
@@ -27,8 +23,7 @@ package main
 //	restore  dump
 //	shutdown
 //
-// A request with an unknown cmd or the wrong number of arguments gets an
-// "err" response; the server never trusts a length it has not bounded.
+// A request with an unknown cmd or the wrong arguments gets an "err".
 
 import (
 	"encoding/binary"
@@ -38,9 +33,7 @@ import (
 )
 
 const (
-	// maxFrame bounds every frame in both directions: 64 MiB of data plus
-	// the few bytes of envelope around it, so that the largest dump the
-	// dump format allows (maxDumpSize) still fits in a restore request.
+	// maxFrame bounds every frame: the largest dump, and its envelope.
 	maxFrame = 64<<20 + 64
 	// maxFields bounds the number of fields in a payload.
 	maxFields = 8
@@ -60,9 +53,8 @@ func writeFrame(w io.Writer, payload []byte) error {
 	return err
 }
 
-// readFrame reads one frame. It allocates only after checking the claimed
-// length against max, and then grows the buffer as bytes really arrive, so
-// a peer that claims 64 MiB and sends nothing costs nothing.
+// readFrame reads one frame, growing its buffer as bytes really arrive: a
+// peer that claims 64 MiB and sends nothing costs nothing.
 func readFrame(r io.Reader, max int) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -133,9 +125,8 @@ type request struct {
 	args [][]byte
 }
 
-// argCount says how many arguments cmd takes, and whether cmd exists. A
-// switch rather than a map literal, which would be built at every start of
-// the binary, `pizauth show` included.
+// argCount says how many arguments cmd takes, and whether cmd exists (a
+// switch: a map would be built at every start, `pizauth show`'s included).
 func argCount(cmd string) (int, bool) {
 	switch cmd {
 	case "info", "reload", "dump", "shutdown":
@@ -177,8 +168,7 @@ func errResponse(msg string) []byte {
 	return encodeFields([]byte("err"), []byte(msg))
 }
 
-// decodeResponse returns the values of an "ok" response, or the message of
-// an "err" response as an error.
+// decodeResponse returns an "ok" response's values, or an "err" as error.
 func decodeResponse(b []byte) ([][]byte, error) {
 	fields, err := decodeFields(b)
 	if err != nil {

@@ -18,20 +18,17 @@ import (
 )
 
 const (
-	// maxRedirectRequest bounds a request to the redirect listener. A real
-	// redirect is a GET with a query of a few hundred bytes.
+	// maxRedirectRequest bounds a redirect (a GET of a few hundred bytes).
 	maxRedirectRequest = 16 << 10
-	// redirectTimeout bounds a whole redirect connection, so idle or slow
-	// clients cannot pile up.
+	// redirectTimeout bounds a whole redirect connection.
 	redirectTimeout = 10 * time.Second
-	// redirectHeaderTimeout bounds the TLS handshake and the request: a
-	// browser sends its request as soon as it has connected, so a
-	// connection that stays silent only holds a slot.
+	// redirectHeaderTimeout bounds the handshake and request, which a
+	// browser sends at once.
 	redirectHeaderTimeout = 5 * time.Second
 )
 
-// redirectListener receives the browser's redirect after authorisation on
-// one port (over one or two sockets, for 127.0.0.1 and ::1).
+// redirectListener receives the browser's redirect on one port (for
+// 127.0.0.1 and maybe ::1).
 type redirectListener struct {
 	st        *state
 	ls        []net.Listener
@@ -40,8 +37,8 @@ type redirectListener struct {
 	conns     *connLimit  // shared by the HTTP and HTTPS listeners
 }
 
-// listenRedirect binds addr. The default address also gets ::1 on the same
-// port, since browsers resolve "localhost" to either.
+// listenRedirect binds addr, and for the default address ::1 too: browsers
+// resolve "localhost" to either.
 func listenRedirect(addr string) ([]net.Listener, int, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -57,9 +54,9 @@ func listenRedirect(addr string) ([]net.Listener, int, error) {
 	return ls, port, nil
 }
 
-// listenIPv6Loopback binds [::1]:port, or says why it could not. A host
-// without IPv6 is normal; anything else (another process on the port) means
-// a browser that resolves localhost to ::1 hands the login to someone else.
+// listenIPv6Loopback binds [::1]:port, or warns why it could not, unless
+// the host lacks IPv6: a browser resolving localhost to ::1 would hand the
+// login to whoever holds the port.
 func listenIPv6Loopback(port int) net.Listener {
 	addr := net.JoinHostPort("::1", strconv.Itoa(port))
 	l, err := net.Listen("tcp6", addr)
@@ -90,12 +87,9 @@ func (r *redirectListener) close() {
 	}
 }
 
-// connLimit caps the connections open at once on the redirect listeners,
-// since each costs a file descriptor that the Unix socket needs too. At the
-// cap, the oldest connection is closed to make room: a browser sends its
-// request as soon as it connects and is answered at once, so the oldest is
-// almost always one held open without a request, and a real redirect still
-// gets through.
+// connLimit caps the redirect listeners' open connections. At the cap the
+// oldest is closed: a browser, answered at once, is never the oldest, so a
+// flood of idle connections cannot lock it out.
 type connLimit struct {
 	mu      sync.Mutex
 	max     int
@@ -103,7 +97,6 @@ type connLimit struct {
 	dropped int            // closed to make room since the cap was last free
 }
 
-// limitedConn is a connection counted by a connLimit.
 type limitedConn struct {
 	net.Conn
 	cl *connLimit
@@ -111,9 +104,8 @@ type limitedConn struct {
 
 func newConnLimit(max int) *connLimit { return &connLimit{max: max} }
 
-// admit counts c in, closing the oldest connection if needed. The first
-// connection closed is logged at once and the total once the flood is over,
-// rather than one line each.
+// admit counts c in, closing the oldest if need be; a flood is logged when
+// it starts and when it ends, not a line each.
 func (cl *connLimit) admit(c net.Conn, what string) net.Conn {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
@@ -159,8 +151,7 @@ func (r *redirectListener) handle(c net.Conn) {
 	lr := &io.LimitedReader{R: c, N: maxRedirectRequest}
 	req, err := http.ReadRequest(bufio.NewReaderSize(lr, 4096))
 	if err != nil {
-		// A slow client has used up the deadline; give the 400 a moment
-		// of its own so the client learns why it was cut off.
+		// A slow client learns why it was cut off.
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		if lr.N == 0 {
 			reply(c, 400, "Request too large.")
@@ -173,8 +164,7 @@ func (r *redirectListener) handle(c net.Conn) {
 	reply(c, status, body)
 }
 
-// respond decides the answer to a redirect request, and starts the code
-// exchange when the request is a valid one.
+// respond answers a redirect, starting the exchange of a valid code.
 func (r *redirectListener) respond(req *http.Request) (int, string) {
 	if req.Method != http.MethodGet || req.Host == "" {
 		return 400, "Only GET requests with a Host header are accepted."
@@ -203,15 +193,14 @@ func (r *redirectListener) respond(req *http.Request) (int, string) {
 	if code == "" {
 		return 400, "The request has no 'code' parameter."
 	}
-	if p.exchanging || !r.st.beginExchange(p, code) {
+	if !r.st.beginExchange(p, code) {
 		return 200, "pizauth is already processing this authentication: you can safely close this page."
 	}
 	return 200, "pizauth processing authentication: you can safely close this page."
 }
 
-// matches says whether req arrived at the redirect URI the account sent:
-// same path, host and port. A port left out means the scheme's default, as
-// browsers leave out :80 and :443.
+// matches says whether req came to the redirect URI sent: path, host and
+// port, a missing one being the scheme's default (:80, :443).
 func (r *redirectListener) matches(req *http.Request, redirectURI string) bool {
 	u, err := url.Parse(redirectURI)
 	if err != nil {

@@ -6,30 +6,19 @@ import (
 	"time"
 )
 
-// maxSleep caps every sleep of the refresher. Timers run on the monotonic
-// clock, which stops while a laptop sleeps; due times are wall-clock
-// instants. Waking at least this often means a machine that slept past a
-// due time notices within maxSleep of waking.
+// maxSleep caps the refresher's sleeps: its timers stop while a laptop
+// sleeps, so it notices a due time passed in a suspend within maxSleep.
 const maxSleep = 37 * time.Second
 
-// minPacing is the shortest pause between two attempts of the same kind
-// (refreshes after a failure, notifications): every time setting may be 0s,
-// as in the original, and a zero must not make the server spin.
+// minPacing is the shortest pause between two retries or notifications:
+// every time setting may be 0s, which must not make the server spin.
 const minPacing = time.Second
 
-// refreshWait is how long from now until a renewable Active token should
-// next be refreshed; zero or less means now. age is how long ago the token
-// was obtained, sinceAttempt how long ago the last attempt started.
-//
-// SPEC §7: after a failed attempt, refresh_retry after that attempt;
-// otherwise refresh_before_expiry before the token expires, or
-// refresh_at_least after it was obtained, whichever comes first.
-// refresh_retry only paces retries: applied to the first refresh, it would
-// let a token that lives less than refresh_retry expire before its refresh.
-// Against a provider that sends `expires_in: 0` (or 1), the expiry-based
-// time is never sooner than the larger of minPacing and half the token's
-// lifetime; refresh_at_least still applies to long-lived tokens, with
-// minPacing as its own floor.
+// refreshWait is the time until a token's next refresh (≤ 0: now), SPEC §7:
+// after a failure, refresh_retry; else the first of refresh_before_expiry
+// before expiry (at least half the lifetime and minPacing in, against
+// `expires_in: 0`) and refresh_at_least (at least minPacing). refresh_retry
+// never delays a first refresh, or a short-lived token would expire first.
 func refreshWait(acct *Account, lifetime, age, sinceAttempt time.Duration, failures int) time.Duration {
 	if failures > 0 {
 		return max(acct.RefreshRetry, minPacing) - sinceAttempt
@@ -39,9 +28,8 @@ func refreshWait(acct *Account, lifetime, age, sinceAttempt time.Duration, failu
 	return due - age
 }
 
-// sleepFor is how long the refresher sleeps when the next thing is due in
-// d (negative: nothing is due). Timers run on the monotonic clock, which
-// stops while a laptop sleeps, so it never sleeps longer than maxSleep.
+// sleepFor is the refresher's sleep when the next thing is due in d
+// (negative: nothing is).
 func sleepFor(d time.Duration) time.Duration {
 	if d < 0 {
 		return maxSleep
@@ -52,9 +40,8 @@ func sleepFor(d time.Duration) time.Duration {
 // job is slow work the refresher found due; it runs without the lock.
 type job func()
 
-// due finds the work that is due at now, records that it has started, and
-// returns it with how long until the next thing falls due (negative if
-// nothing will).
+// due claims the work due at now, and says how long until the next is due
+// (negative: never).
 func (s *state) due(now stamp) ([]job, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -74,8 +61,7 @@ func (s *state) due(now stamp) ([]job, time.Duration) {
 			}
 			if !a.renewable() {
 				if a.expired(now) {
-					// Without a refresh token the only way on is a new
-					// authorisation, which the next `show` starts.
+					// Only a new login helps; the next `show` starts it.
 					a.reset()
 					a.version = s.bump()
 					s.events.push(name, "token_invalidated")
@@ -133,8 +119,8 @@ func (s *state) due(now stamp) ([]job, time.Duration) {
 	return jobs, next
 }
 
-// refresher runs until ctx is done, starting each due piece of work in its
-// own goroutine so that one stalled provider delays nobody else.
+// refresher runs until ctx is done, each piece of work in a goroutine of
+// its own, so one stalled provider delays nobody else.
 func (s *state) refresher(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()

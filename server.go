@@ -17,17 +17,14 @@ import (
 )
 
 const (
-	// connTimeout bounds a client connection: a client that connects and
-	// says nothing is dropped rather than holding a goroutine forever.
+	// connTimeout drops a client that connects and says nothing.
 	connTimeout = 10 * time.Second
 	// maxMessage bounds an error message sent to a client.
 	maxMessage = 4 << 10
-	// touchInterval keeps the socket fresh: some systems clean runtime
-	// directories of files untouched for a while.
+	// touchInterval keeps the socket from runtime-directory cleaners.
 	touchInterval = 6 * time.Hour
-	// maxRedirectConns caps concurrent connections to the redirect
-	// listeners: a login needs one or two, and every connection costs a
-	// file descriptor that the Unix socket needs too.
+	// maxRedirectConns caps redirect connections, each a descriptor the
+	// Unix socket needs too; a login needs one or two.
 	maxRedirectConns = 64
 )
 
@@ -51,10 +48,8 @@ type server struct {
 	done         chan struct{} // closed once the socket is closed
 }
 
-// prepareRuntimeDir creates the runtime directory (both levels) if needed
-// and makes sure nobody else can reach into it: a level that is not a real
-// directory of ours is refused with checkDir's message, a loose mode on one
-// of ours is tightened.
+// prepareRuntimeDir creates both levels of the runtime directory if need
+// be, refuses one checkDir refuses, and makes ours 0700.
 func prepareRuntimeDir(dir string) error {
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
@@ -76,9 +71,8 @@ func prepareRuntimeDir(dir string) error {
 	return nil
 }
 
-// lockRuntimeDir takes an exclusive lock that the server holds until it
-// exits, so that two servers starting at once cannot both decide that the
-// socket is stale and remove each other's.
+// lockRuntimeDir takes the lock the server holds until it exits, so that two
+// servers starting at once cannot both remove a "stale" socket.
 func lockRuntimeDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, "pizauth.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -95,8 +89,7 @@ func lockRuntimeDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// checkNotRunning refuses to start over a live server and removes a stale
-// socket left by one that died.
+// checkNotRunning refuses a live server's socket and removes a stale one.
 func checkNotRunning(sock string) error {
 	fi, err := os.Lstat(sock)
 	if errors.Is(err, os.ErrNotExist) {
@@ -118,8 +111,8 @@ func checkNotRunning(sock string) error {
 	return nil
 }
 
-// startServer parses the configuration, binds every listener and starts
-// serving. Every error it returns happens before anything is left behind.
+// startServer parses the configuration, binds every listener and serves;
+// an error leaves nothing behind.
 func startServer(confArg string) (*server, error) {
 	confPath, err := confPath(confArg)
 	if err != nil {
@@ -211,11 +204,8 @@ func (s *server) closeListeners() {
 	}
 }
 
-// shutdown stops the server, and returns once it has stopped; safe to call
-// more than once, and concurrently. New work is refused at once, but the
-// socket keeps answering while the queued token events run, so that a
-// token_event_cmd can still save a `pizauth dump`. Only then does the
-// socket close.
+// shutdown stops the server, refusing new work at once but answering until
+// the queued token events have run, so token_event_cmd can `pizauth dump`.
 func (s *server) shutdown() {
 	s.shutdownOnce.Do(func() {
 		logInfo("Shutting down")
@@ -248,10 +238,8 @@ func (s *server) touchSocket(ctx context.Context) {
 
 func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
 
-// acceptLoop hands each connection on l to handle, in its own goroutine,
-// until l is closed; limit, if any, caps how many are open at once. Other
-// accept errors (out of file descriptors, say) are logged and retried after
-// a pause rather than ending the listener.
+// acceptLoop hands each connection on l to handle until l is closed; limit
+// caps how many are open. Other accept errors are retried after a pause.
 func acceptLoop(l net.Listener, what string, limit *connLimit, handle func(net.Conn)) {
 	for {
 		c, err := l.Accept()
@@ -274,12 +262,10 @@ func (s *server) serveUnix() {
 	acceptLoop(s.unix, "Socket", nil, func(c net.Conn) { s.handleConn(c.(*net.UnixConn)) })
 }
 
-// handleConn serves one request. A malformed request gets an error response
-// and affects nothing else.
+// handleConn serves one request; a malformed one gets an error response.
 func (s *server) handleConn(c *net.UnixConn) {
 	defer c.Close()
-	// The runtime directory's 0700 mode already keeps other users out;
-	// this holds even if someone loosens it.
+	// In case someone loosens the runtime directory's 0700.
 	if uid, err := peerUID(c); err == nil && uid != os.Getuid() {
 		logWarn("Socket: refused a connection from uid %d (only uid %d may connect)", uid, os.Getuid())
 		return
@@ -309,23 +295,17 @@ func (s *server) handleConn(c *net.UnixConn) {
 	}
 	switch req.cmd {
 	case "shutdown":
-		// The client waits for the socket to go away; stopping takes as
-		// long as the queued token events.
 		go s.shutdown()
 	case "dump", "restore":
-		// A dump or restore of many accounts briefly holds several copies
-		// of every token (the frame, the decrypted payload, the adopted
-		// strings). The server then idles for hours, and Go would keep
-		// that peak resident; drop our references and hand it back now.
+		// Several copies of every token were briefly held; the server will
+		// idle for hours, so hand that peak back to the system now.
 		b, req, resp = nil, request{}, nil
 		debug.FreeOSMemory()
 	}
 }
 
-// result builds a command's response. An error text may quote what the
-// client sent (an account name that matched nothing) or what a provider
-// said, so it goes through clean: one line that cannot drive the user's
-// terminal.
+// result builds a command's response, cleaning an error text, which may
+// quote a client or a provider, into one inert line.
 func result(err error, values ...[]byte) []byte {
 	if err != nil {
 		return errResponse(clean(err.Error(), maxMessage))
@@ -387,8 +367,7 @@ func portString(p int) string {
 	return strconv.Itoa(p)
 }
 
-// reload re-reads the configuration file the server started with. A bad
-// file changes nothing.
+// reload re-reads the configuration file; a bad one changes nothing.
 func (s *server) reload() error {
 	if s.stopping.Load() {
 		return errStopping

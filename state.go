@@ -15,9 +15,8 @@ import (
 	"time"
 )
 
-// tokenKind is where an account is in its life: no token, waiting for the
-// user to authorise in a browser (or on a device page) or for a first
-// client-credentials answer, or holding a token.
+// tokenKind is where an account is in its life: no token, waiting (for the
+// user, or for a provider's first answer), or holding a token.
 type tokenKind int
 
 const (
@@ -26,19 +25,14 @@ const (
 	kindActive
 )
 
-// stamp is one instant read from two clocks. Decisions compare how much
-// time has passed since a stamp on both and take the larger (elapsed): the
-// wall clock keeps running while a laptop sleeps, so a token that expired
-// during a suspend is noticed at once; the monotonic clock never steps, so
-// a wall clock set back by NTP or a restored VM snapshot cannot make an
-// expired token look valid or postpone its refresh.
+// stamp is an instant on two clocks, and elapsed the time since one by the
+// clock that says more: the wall clock runs on in a suspend; the monotonic
+// clock never steps back, as NTP or a restored VM may set the wall clock.
 type stamp struct {
 	wall time.Time     // shown to the user and stored in dumps
 	mono time.Duration // since the server started; stops during a suspend
 }
 
-// elapsed is how long has passed between then and now, by whichever clock
-// says more.
 func elapsed(now, then stamp) time.Duration {
 	return max(now.wall.Sub(then.wall), now.mono-then.mono)
 }
@@ -54,32 +48,26 @@ func realClock() stamp {
 // read or written with state.mu held.
 //
 // Versions. Slow work (a code exchange, a refresh, a device poll) runs
-// without the lock and may take up to minutes. While it runs, the user may
-// revoke the token, reload a config that changes the account, or restore a
-// dump; the result of the slow work then belongs to a world that no longer
-// exists and must be thrown away, or a revoked token could come back to
-// life, or a token obtained with an old client_id could be filed under a new
-// one. So every transition that replaces what the account *is* — its
-// security-relevant config or the kind and credentials of its token — gives
-// it a fresh version from a counter that never repeats, and slow work
-// captures the version when it starts and writes its result only if the
-// version is unchanged. Bookkeeping that does not change what the account
-// is (notification times, failure counts, the refresh-in-progress flag,
-// refresh_* settings changed by a reload) keeps the version, so that a
-// harmless reload never discards a refresh whose rotated refresh token we
-// would otherwise lose.
+// without the lock, for up to minutes. Meanwhile a revoke, a reload or a
+// restore may change the account; the work's result then belongs to a
+// world that no longer exists, and adopting it could revive a revoked
+// token or file a token under another client_id. So every transition that
+// replaces what the account *is* (its security-relevant config, or the
+// kind and credentials of its token) gives it a fresh version from a
+// counter that never repeats, and slow work writes its result only if the
+// version it started with is unchanged. Bookkeeping (notification times,
+// failure counts, the refresh-in-progress flag, refresh_* settings) keeps
+// the version, so a harmless reload never discards a refresh whose rotated
+// refresh token would otherwise be lost.
 type acctState struct {
 	acct    *Account
 	version uint64
 	kind    tokenKind
 
-	// cancel aborts the slow work in flight for this version, if any, so a
-	// revoke or reload stops a device poll or refresh at once.
-	cancel context.CancelFunc
+	cancel context.CancelFunc // aborts this version's slow work
 
-	// The last request that failed, in any kind (a refresh, or a device
-	// or client-credentials request), and why: `show` reports it, and it
-	// paces the next attempt by refresh_retry.
+	// The last attempt at a request and why it failed, for `show` to
+	// report and to pace by refresh_retry.
 	lastAttempt stamp
 	lastErr     string
 
@@ -91,20 +79,16 @@ type acctState struct {
 	exchanging  bool   // a code has arrived and is being exchanged
 	lastNotify  stamp
 
-	// Pending on a first request (device authorisation or client
-	// credentials): what the shows that arrive meanwhile wait on.
-	first *firstAnswer
+	first *firstAnswer // a first device or client-credentials request
 
-	// Pending (device flow). device is nil until the device authorisation
-	// endpoint has answered.
+	// Pending (device flow); device is nil until the endpoint has answered.
 	device      *deviceAuth
 	deviceStart stamp
 	interval    time.Duration
 	lastPoll    stamp
 	polling     bool
 
-	// Active. lifetime is what expires_in said; expiry is obtained.wall
-	// plus lifetime, for display and dumps only.
+	// Active. expiry (obtained.wall + lifetime) is for display and dumps.
 	access     string
 	refresh    string // "" when the provider gave none
 	obtained   stamp
@@ -123,23 +107,18 @@ func (a *acctState) reset() {
 	*a = acctState{acct: a.acct, version: a.version}
 }
 
-// expired says whether an Active token's lifetime has passed by either
-// clock.
 func (a *acctState) expired(now stamp) bool { return elapsed(now, a.obtained) >= a.lifetime }
 
 // renewable says whether an Active token can be replaced without a person:
 // with its refresh token, or by asking again for client credentials.
 func (a *acctState) renewable() bool { return a.refresh != "" || isCC(a.acct) }
 
-// firstWait is how long the first `show` of a device-flow or
-// client-credentials account waits for the provider, so that a person at a
-// terminal gets the code or the token on the first try, while a mail
-// program is never held up for long.
+// firstWait is how long the first `show` of a device or client-credentials
+// account waits for the provider: long enough for a first-try answer.
 const firstWait = 5 * time.Second
 
-// firstAnswer is a first request to a provider in flight. The goroutine
-// that makes the request closes done whatever happens; shows that arrive
-// before until wait for it without holding the lock.
+// firstAnswer is a first request in flight, whose goroutine closes done;
+// shows that arrive before until wait for it without the lock.
 type firstAnswer struct {
 	done  chan struct{}
 	until time.Time
@@ -173,8 +152,8 @@ func (f *firstAnswer) wait(ctx context.Context) {
 	}
 }
 
-// notifyURL is the URL auth_notify_cmd gets for a device request: the
-// complete URI (with the code filled in) when the provider gave one.
+// notifyURL is the URL auth_notify_cmd gets: the complete URI, with the
+// code in it, when the provider gave one.
 func (d *deviceAuth) notifyURL() string {
 	if d.VerificationURIComplete != "" {
 		return d.VerificationURIComplete
@@ -182,10 +161,8 @@ func (d *deviceAuth) notifyURL() string {
 	return d.VerificationURI
 }
 
-// isDevice says whether the account authorises with the device flow.
 func isDevice(acct *Account) bool { return acct.DeviceAuthURI != "" }
 
-// isCC says whether the account uses the client credentials grant.
 func isCC(acct *Account) bool { return acct.GrantType == grantClientCredentials }
 
 // state owns all accounts behind one lock. Critical sections are short and
@@ -236,7 +213,7 @@ func (s *state) stampAt(wall time.Time) stamp {
 	return stamp{wall, now.mono - now.wall.Sub(wall)}
 }
 
-// bump returns a version never used before. Called with s.mu held.
+// bump returns a new version. Called with s.mu held.
 func (s *state) bump() uint64 {
 	s.versions++
 	return s.versions
@@ -250,12 +227,8 @@ func (s *state) wake() {
 	}
 }
 
-// workCtx makes the context for slow work on a, stored so that the next
-// transition can cancel it. Called with s.mu held. New work only starts once
-// the previous piece has finished (refreshing, polling and exchanging
-// guard that), so the previous context is released here: otherwise every
-// device poll and every retried refresh would leave a context registered
-// with s.ctx until the account next changed.
+// workCtx makes the context of a's slow work, for the next transition to
+// cancel; the previous one, finished, is released. Called with s.mu held.
 func (s *state) workCtx(a *acctState) context.Context {
 	if a.cancel != nil {
 		a.cancel()
@@ -265,8 +238,7 @@ func (s *state) workCtx(a *acctState) context.Context {
 	return ctx
 }
 
-// pace is the least time between two attempts at the same request:
-// refresh_retry, never below minPacing.
+// pace is the least time between two attempts at the same request.
 func pace(acct *Account) time.Duration { return max(acct.RefreshRetry, minPacing) }
 
 // inSeconds rounds a wait up to whole seconds for a message.
@@ -274,8 +246,7 @@ func inSeconds(d time.Duration) time.Duration {
 	return max(time.Second, (d + time.Second - 1).Truncate(time.Second))
 }
 
-// unavailable is the answer of `show` and `refresh` while an account waits
-// for the user or for a first answer from its provider.
+// unavailable is the answer while an account is Pending.
 func unavailable(a *acctState, noURL bool) error {
 	switch {
 	case isCC(a.acct):
@@ -292,25 +263,20 @@ func unavailable(a *acctState, noURL bool) error {
 
 func noAccount(name string) error { return fmt.Errorf("No account '%s'", name) }
 
-// show returns the account's token, or the error to show the user. Only
-// the first request of a device-flow or client-credentials account makes it
-// wait, for at most firstWait; everything else it implies (a refresh, a new
-// authorisation) starts in the background.
+// show returns the account's token, or the error to show the user. Only a
+// first request waits (firstWait); anything else starts in the background.
 func (s *state) show(name string, noURL bool) (string, error) {
 	return s.answer(name, noURL, false)
 }
 
-// refreshCmd asks for a new token: a refresh (or client-credentials
-// request) when the account has a renewable token, else a new
-// authorisation. Unlike show, it does not wait out refresh_retry after a
-// failure: the user asked for it.
+// refreshCmd asks for a new token, without waiting out refresh_retry.
 func (s *state) refreshCmd(name string, noURL bool) error {
 	_, err := s.answer(name, noURL, true)
 	return err
 }
 
-// answer does the work of show (explicit false) and refresh (true). It
-// waits at most once, for a first answer, then answers with what is there.
+// answer does show's (explicit false) and refresh's work, waiting at most
+// once, for a first answer.
 func (s *state) answer(name string, noURL, explicit bool) (string, error) {
 	for waited := false; ; waited = true {
 		tok, wait, err := s.answerOnce(name, noURL, explicit && !waited)
@@ -324,8 +290,8 @@ func (s *state) answer(name string, noURL, explicit bool) (string, error) {
 // errRefreshing is the answer for an expired token while its refresh runs.
 var errRefreshing = errors.New("Access token has expired; a refresh is in progress: try again shortly")
 
-// answerOnce looks at the account once. It returns the token, or the error
-// to give the user, or a first request to wait for before looking again.
+// answerOnce returns the token, or the error to give the user, or a first
+// request to wait for before looking again.
 func (s *state) answerOnce(name string, noURL, explicit bool) (string, *firstAnswer, error) {
 	s.mu.Lock()
 	a := s.accts[name]
@@ -395,17 +361,39 @@ func (s *state) answerOnce(name string, noURL, explicit bool) (string, *firstAns
 		s.mu.Unlock()
 		return "", wait, err
 	}
+	// A code-flow login. The random values are made without the lock; if
+	// the account changed meanwhile (a restore, a reload), look again.
+	version, acct, redirect := a.version, a.acct, s.redirectURI(a.acct)
 	s.mu.Unlock()
-	if err, again := s.beginAuth(name, noURL); !again {
-		return "", nil, err
+	st, err := newStateParam()
+	verifier, err2 := newVerifier()
+	if err = errors.Join(err, err2); err != nil {
+		return "", nil, fmt.Errorf("Can't make an authorisation request: %v", err)
 	}
-	// The account changed under beginAuth (a restore, a reload): look
-	// at what it is now.
-	return s.answerOnce(name, noURL, explicit)
+	u := authURL(acct, redirect, st, challengeS256(verifier))
+	s.mu.Lock()
+	if a = s.accts[name]; a == nil || a.version != version || a.kind != kindEmpty {
+		s.mu.Unlock()
+		return s.answerOnce(name, noURL, explicit)
+	}
+	a.kind, a.version = kindPending, s.bump()
+	a.authState, a.verifier, a.url, a.redirectURI = st, verifier, u, redirect
+	cmd := s.conf.AuthNotifyCmd
+	if cmd != "" {
+		a.lastNotify = s.clock()
+	}
+	err = unavailable(a, noURL)
+	s.mu.Unlock()
+	// A log reader with the state could finish the login with their own
+	// account.
+	logInfo("Account '%s' needs authorisation: %s", name, strings.Replace(u, "state="+st, "state=…", 1))
+	notifyAuth(cmd, name, u, "")
+	s.wake()
+	return "", nil, err
 }
 
-// beginRequest moves an Empty device-flow or client-credentials account to
-// Pending and starts its first request. Called with s.mu held.
+// beginRequest starts a first device or client-credentials request.
+// Called with s.mu held.
 func (s *state) beginRequest(name string, a *acctState) *firstAnswer {
 	first := newFirstAnswer()
 	a.reset()
@@ -419,63 +407,8 @@ func (s *state) beginRequest(name string, a *acctState) *firstAnswer {
 	return first
 }
 
-// beginAuth moves an Empty code-flow account to Pending, notifies the user
-// and returns the message that tells them where to authorise. Random values
-// are made before taking the lock; if the account changed meanwhile we
-// start over. again reports that the account is no longer Empty, so that
-// the caller looks at it afresh.
-func (s *state) beginAuth(name string, noURL bool) (err error, again bool) {
-	for {
-		s.mu.Lock()
-		a := s.accts[name]
-		if a == nil {
-			s.mu.Unlock()
-			return noAccount(name), false
-		}
-		if a.kind != kindEmpty {
-			s.mu.Unlock()
-			return nil, true
-		}
-		version, acct := a.version, a.acct
-		redirect := s.redirectURI(acct)
-		s.mu.Unlock()
-
-		st, err := newStateParam()
-		if err != nil {
-			return fmt.Errorf("Can't make an authorisation request: %v", err), false
-		}
-		verifier, err := newVerifier()
-		if err != nil {
-			return fmt.Errorf("Can't make an authorisation request: %v", err), false
-		}
-		u := authURL(acct, redirect, st, challengeS256(verifier))
-
-		s.mu.Lock()
-		a = s.accts[name]
-		if a == nil || a.version != version || a.kind != kindEmpty {
-			s.mu.Unlock()
-			continue
-		}
-		a.kind = kindPending
-		a.version = s.bump()
-		a.authState, a.verifier, a.url, a.redirectURI = st, verifier, u, redirect
-		cmd := s.conf.AuthNotifyCmd
-		if cmd != "" {
-			a.lastNotify = s.clock()
-		}
-		s.mu.Unlock()
-		// Whoever reads the log must not be able to finish the login
-		// with their own account: the state stays out of it.
-		logInfo("Account '%s' needs authorisation: %s", name, strings.Replace(u, "state="+st, "state=…", 1))
-		notifyAuth(cmd, name, u, "")
-		s.wake()
-		return unavailable(&acctState{acct: acct, url: u}, noURL), false
-	}
-}
-
-// redirectURI is the account's redirect URI with the port of the listener
-// that will receive it. Reload and start-up make sure that listener runs.
-// Called with s.mu held.
+// redirectURI is the redirect URI with its listener's port. Called with
+// s.mu held.
 func (s *state) redirectURI(acct *Account) string {
 	u, err := url.Parse(acct.RedirectURI)
 	if err != nil {
@@ -494,12 +427,10 @@ type pendingAuth struct {
 	name, verifier, redirectURI string
 	version                     uint64
 	acct                        *Account
-	exchanging                  bool
 }
 
-// pendingByState finds the pending request whose state parameter is st. The
-// comparison is constant-time so response timing leaks nothing about the
-// states of other pending requests.
+// pendingByState finds the pending request with state st, in constant
+// time: timing must leak nothing of other requests' states.
 func (s *state) pendingByState(st string) (pendingAuth, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -510,7 +441,7 @@ func (s *state) pendingByState(st string) (pendingAuth, bool) {
 			continue
 		}
 		if subtle.ConstantTimeCompare([]byte(a.authState), []byte(st)) == 1 {
-			found = pendingAuth{name, a.verifier, a.redirectURI, a.version, a.acct, a.exchanging}
+			found = pendingAuth{name, a.verifier, a.redirectURI, a.version, a.acct}
 			ok = true
 		}
 	}
@@ -522,17 +453,18 @@ func (s *state) authFailed(name string, version uint64, msg string) {
 	s.failed(name, version, msg, false, true)
 }
 
-// failed is authFailed for every request. With paced set (a request that
-// `show` repeats by itself: device authorisation, client credentials), the
-// failure is also kept, so that the next show reports it and waits
-// refresh_retry before asking the provider again. notify is false for a
-// failure only time can fix, which the caller logs.
+// failed empties the account after a failed request (token_invalidated if
+// it held a token). paced keeps the failure for show to report and pace;
+// notify is false for a failure only time fixes, which the caller logs.
 func (s *state) failed(name string, version uint64, msg string, paced, notify bool) {
 	s.mu.Lock()
 	a := s.accts[name]
 	if a == nil || a.version != version {
 		s.mu.Unlock()
 		return
+	}
+	if a.kind == kindActive {
+		s.events.push(name, "token_invalidated")
 	}
 	a.reset()
 	a.version = s.bump()
@@ -547,8 +479,8 @@ func (s *state) failed(name string, version uint64, msg string, paced, notify bo
 	s.wake()
 }
 
-// beginExchange claims a pending request for the code that has arrived, so
-// a reloaded browser page cannot start a second exchange of the same code.
+// beginExchange claims a pending request for its code: a reloaded page
+// cannot start a second exchange.
 func (s *state) beginExchange(p pendingAuth, code string) bool {
 	s.mu.Lock()
 	a := s.accts[p.name]
@@ -576,8 +508,7 @@ func (s *state) exchange(ctx context.Context, p pendingAuth, code string) {
 	s.adopt(p.name, p.version, res, "token_new")
 }
 
-// adopt makes a fresh token the account's, if the account is still the one
-// the token was requested for.
+// adopt makes a token the account's, if its version is still version.
 func (s *state) adopt(name string, version uint64, res tokenResult, event string) bool {
 	s.mu.Lock()
 	a := s.accts[name]
@@ -607,9 +538,8 @@ func (s *state) adopt(name string, version uint64, res tokenResult, event string
 	return true
 }
 
-// claimRefresh records that a refresh of a starts now and returns the work
-// to run without the lock. Called with s.mu held, on an Active, renewable
-// account with no refresh in flight.
+// claimRefresh records that a refresh starts now, and returns the work to
+// run without the lock. Called with s.mu held.
 func (s *state) claimRefresh(name string, a *acctState, now stamp) job {
 	a.refreshing = true
 	a.lastAttempt = now
@@ -618,13 +548,12 @@ func (s *state) claimRefresh(name string, a *acctState, now stamp) job {
 	return func() { s.doRefresh(ctx, name, version, acct, rt) }
 }
 
-// transientLimit is the number of consecutive transient failures after which
-// transient_error_if_cmd is asked whether to keep trying.
+// transientLimit is how many transient failures in a row make pizauth ask
+// transient_error_if_cmd.
 const transientLimit = 6
 
-// doRefresh renews a token (with its refresh token, or with new client
-// credentials) and classifies a failure: a transient one keeps the token
-// and is retried after refresh_retry, a permanent one drops it.
+// doRefresh renews a token; a transient failure keeps it for a retry after
+// refresh_retry, a permanent one drops it.
 func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct *Account, rt string) {
 	var res tokenResult
 	var err error
@@ -659,8 +588,7 @@ func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct
 			s.wake()
 			return
 		}
-		// Keep refreshing set while the hook decides, so the refresher
-		// does not start another attempt under its feet.
+		// refreshing stays set while the hook decides.
 		s.mu.Unlock()
 		logWarn("Transient error refreshing '%s', asking transient_error_if_cmd: %v", name, err)
 		code, _ := runHook(ctx, "transient_error_if_cmd", cmd, []string{"PIZAUTH_ACCOUNT=" + name}, transientHookTimeout)
@@ -681,15 +609,8 @@ func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct
 		}
 		err = fmt.Errorf("%v (transient_error_if_cmd made it permanent)", err)
 	}
-	started := a.lastAttempt
-	a.reset()
-	a.version = s.bump()
-	a.lastAttempt, a.lastErr = started, fmt.Sprintf("Token refresh failed: %v", err)
-	s.events.push(name, "token_invalidated")
-	cmd := s.conf.ErrorNotifyCmd
 	s.mu.Unlock()
-	notifyError(cmd, name, fmt.Sprintf("Token refresh failed: %v", err))
-	s.wake()
+	s.failed(name, version, fmt.Sprintf("Token refresh failed: %v", err), true, true)
 }
 
 // requestCC asks for a first client-credentials token.
@@ -737,15 +658,13 @@ func (s *state) deviceAuthorize(ctx context.Context, first *firstAnswer, name st
 		a.lastNotify = now
 	}
 	s.mu.Unlock()
-	// The user code would let a log reader finish the login with their
-	// own account: only the page to visit is logged.
+	// Not the user code: a log reader could finish the login with it.
 	logInfo("Account '%s' needs authorisation at %s", name, da.VerificationURI)
 	notifyAuth(cmd, name, da.notifyURL(), da.UserCode)
 	s.wake()
 }
 
-// pollDevice asks the token endpoint once whether the user has approved the
-// device request.
+// pollDevice asks once whether the user has approved the device request.
 func (s *state) pollDevice(ctx context.Context, name string, version uint64, acct *Account, deviceCode string) {
 	res, err := s.prov.pollDevice(ctx, acct, deviceCode)
 	if ctx.Err() != nil {
@@ -764,8 +683,7 @@ func (s *state) pollDevice(ctx context.Context, name string, version uint64, acc
 		return
 	}
 	a.polling = false
-	// slow_down is checked first: a provider may send it with a transient
-	// status such as 429, and it must still lengthen the interval.
+	// slow_down first: it may come with a transient status such as 429.
 	switch {
 	case te != nil && te.Code == "slow_down":
 		a.interval += 5 * time.Second
@@ -787,8 +705,8 @@ func (s *state) pollDevice(ctx context.Context, name string, version uint64, acc
 	s.wake()
 }
 
-// revoke forgets the account's token and any pending request. With a
-// revoke_uri, the provider is told too, in the background.
+// revoke forgets the account's token or pending request, and tells a
+// revoke_uri in the background.
 func (s *state) revoke(name string) error {
 	s.mu.Lock()
 	a := s.accts[name]
@@ -812,9 +730,8 @@ func (s *state) revoke(name string) error {
 	return nil
 }
 
-// revokeAtProvider tells the provider (RFC 7009) to forget both tokens. The
-// refresh token goes first: revoking it usually revokes the access tokens
-// made from it too.
+// revokeAtProvider revokes both tokens (RFC 7009), the refresh token first,
+// as that usually revokes the access tokens made from it.
 func (s *state) revokeAtProvider(cmd string, acct *Account, access, refresh string) {
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Minute)
 	defer cancel()
@@ -838,8 +755,7 @@ func (s *state) revokeAtProvider(cmd string, acct *Account, access, refresh stri
 }
 
 // reload installs a new configuration. Accounts whose security-relevant
-// config is unchanged keep their state (and version); the others start
-// Empty with a new version, which also discards their in-flight work.
+// config changed start Empty with a new version; the others keep theirs.
 func (s *state) reload(conf *Config) {
 	var changed []string
 	s.mu.Lock()
@@ -889,14 +805,8 @@ func (s *state) snapshot() []dumpEntry {
 	return entries
 }
 
-// restore adopts the Active tokens of a decoded dump for accounts whose
-// security-relevant config is unchanged and which hold no Active token now.
-// It returns how many tokens it adopted.
-//
-// A dumped token that has expired and cannot be renewed is skipped: the
-// refresher would drop it at once, and adopting it first would throw away
-// a pending authorisation and report a token_invalidated for a token the
-// server never used.
+// restore adopts a dump's tokens for unchanged accounts without an Active
+// token, skipping expired ones that cannot be renewed, and counts them.
 func (s *state) restore(entries []dumpEntry) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -924,12 +834,11 @@ func (s *state) restore(entries []dumpEntry) int {
 	return n
 }
 
-// statusFormatVersion is bumped whenever the `status -j` object changes
-// shape, so scripts can refuse what they do not understand.
+// statusFormatVersion changes with the `status -j` object's shape.
 const statusFormatVersion = 1
 
-// acctStatus is one account in `pizauth status -j`, and the source of its
-// line in `pizauth status`. It never holds a token.
+// acctStatus is one account in `status -j`, and its `status` line's
+// source; never with a token.
 type acctStatus struct {
 	Name             string     `json:"name"`
 	State            string     `json:"state"`

@@ -1,10 +1,7 @@
 package main
 
-// Text that crosses a trust boundary. A provider, a browser, a client or a
-// configuration file can put anything in a string that pizauth later shows
-// a person: in a log line read by other users, a terminal, an error message
-// a mail program displays, or a hook's environment. One rule, applied at
-// every edge, keeps such text to one inert line of bounded length.
+// Text from a provider, a browser or a client, on its way to a log, a
+// terminal, a dialog or a hook: one rule keeps it one inert, bounded line.
 
 import (
 	"net/url"
@@ -13,11 +10,10 @@ import (
 	"unicode/utf8"
 )
 
-// clean makes text from outside fit to show: invalid UTF-8 becomes U+FFFD;
-// every run of spaces and of control, format, bidi or line-separator
-// characters (Unicode Cc, Cf, Zl, Zp, Zs and the like) becomes one space, so
-// nothing can start a line, move a cursor, reorder what is displayed or hide
-// text; and the result is cut to at most max bytes by cut.
+// clean makes outside text fit to show: invalid UTF-8 becomes U+FFFD, each
+// run of spaces and control, format, bidi or separator characters one
+// space (nothing can start a line, move a cursor, reorder or hide text),
+// and the result is cut to max bytes.
 func clean(s string, max int) string {
 	var b strings.Builder
 	space := false
@@ -38,9 +34,7 @@ func clean(s string, max int) string {
 	return cut(b.String(), max)
 }
 
-// cut shortens s to at most n bytes, ending at a character boundary and
-// marked by "…", so that a message quoting s stays readable and never ends
-// in half a UTF-8 sequence.
+// cut shortens s to at most n bytes, at a character boundary, marked "…".
 func cut(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -70,11 +64,9 @@ func redact(s string, secrets []string) string {
 	return s
 }
 
-// vschar reports whether s consists of RFC 6749 Appendix A VSCHARs
-// (%x20-7E), the characters of tokens, codes and user codes. A token with a
-// newline could forge lines in an IMAP or SMTP exchange when `pizauth show`
-// hands it to a mail program, so such a token is refused wherever it comes
-// from: a token endpoint or a dump.
+// vschar reports whether s is RFC 6749's VSCHARs (%x20-7E). A token with a
+// newline could forge lines in an IMAP or SMTP exchange, so one is refused
+// from a token endpoint or a dump alike.
 func vschar[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
