@@ -1,7 +1,12 @@
 package main
 
+// Refresh: keeping a token alive without the user. The refresher's
+// schedule (when each token is due, when to notify again), the refresh
+// request itself, and what a failed refresh does to the login.
+
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -143,4 +148,79 @@ func (s *state) refresher(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// claimRefresh records that a refresh starts now, and returns the work to
+// run without the lock. Called with s.mu held.
+func (s *state) claimRefresh(name string, a *acctState, now stamp) job {
+	a.refreshing = true
+	a.lastAttempt = now
+	ctx := s.workCtx(a)
+	version, acct, rt := a.version, a.acct, a.refresh
+	return func() { s.doRefresh(ctx, name, version, acct, rt) }
+}
+
+// transientLimit is how many transient failures in a row make pizauth ask
+// transient_error_if_cmd.
+const transientLimit = 6
+
+// doRefresh renews a token; a transient failure keeps it for a retry after
+// refresh_retry, a permanent one drops it.
+func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct *Account, rt string) {
+	var res tokenResult
+	var err error
+	if isCC(acct) {
+		res, err = s.prov.clientCredentials(ctx, acct)
+	} else {
+		res, err = s.prov.refresh(ctx, acct, rt)
+	}
+	if ctx.Err() != nil {
+		return // shutdown, revoke or reload: nobody is waiting for this
+	}
+	if err == nil {
+		s.adopt(name, version, res, "token_refreshed")
+		return
+	}
+	var te *tokenError
+	transient := errors.As(err, &te) && te.Transient
+	s.mu.Lock()
+	a := s.accts[name]
+	if a == nil || a.version != version {
+		s.mu.Unlock()
+		return
+	}
+	if transient {
+		a.failures++
+		a.lastErr = err.Error()
+		n, cmd := a.failures, s.conf.TransientErrorIfCmd
+		if n%transientLimit != 0 || cmd == "" {
+			a.refreshing = false
+			s.mu.Unlock()
+			logWarn("Transient error refreshing '%s' (attempt %d), will retry: %v", name, n, err)
+			s.wake()
+			return
+		}
+		// refreshing stays set while the hook decides.
+		s.mu.Unlock()
+		logWarn("Transient error refreshing '%s', asking transient_error_if_cmd: %v", name, err)
+		code, _ := runHook(ctx, "transient_error_if_cmd", cmd, []string{"PIZAUTH_ACCOUNT=" + name}, transientHookTimeout)
+		if ctx.Err() != nil {
+			return
+		}
+		s.mu.Lock()
+		a = s.accts[name]
+		if a == nil || a.version != version {
+			s.mu.Unlock()
+			return
+		}
+		if code == 0 {
+			a.refreshing = false
+			s.mu.Unlock()
+			s.wake()
+			return
+		}
+		err = fmt.Errorf("%v (transient_error_if_cmd made it permanent)", err)
+	}
+	s.mu.Unlock()
+	s.failed(name, version, fmt.Sprintf("Token refresh failed: %v", err), true, true)
 }

@@ -1,16 +1,15 @@
 package main
 
+// State: the one table of accounts behind the one lock, their versions,
+// and what the commands do to it: `show` and `refresh` answered, a token
+// adopted or dropped, `revoke`, `reload`, and the dump's snapshot and
+// restore. Getting a token is in login.go, keeping it in refresh.go, and
+// showing it in status.go.
+
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -112,54 +111,6 @@ func (a *acctState) expired(now stamp) bool { return elapsed(now, a.obtained) >=
 // renewable says whether an Active token can be replaced without a person:
 // with its refresh token, or by asking again for client credentials.
 func (a *acctState) renewable() bool { return a.refresh != "" || isCC(a.acct) }
-
-// firstWait is how long the first `show` of a device or client-credentials
-// account waits for the provider: long enough for a first-try answer.
-const firstWait = 5 * time.Second
-
-// firstAnswer is a first request in flight, whose goroutine closes done;
-// shows that arrive before until wait for it without the lock.
-type firstAnswer struct {
-	done  chan struct{}
-	until time.Time
-}
-
-func newFirstAnswer() *firstAnswer {
-	return &firstAnswer{make(chan struct{}), time.Now().Add(firstWait)}
-}
-
-// waitable says whether a show arriving now should wait for the answer.
-func (f *firstAnswer) waitable() bool {
-	if f == nil {
-		return false
-	}
-	select {
-	case <-f.done:
-		return false
-	default:
-		return time.Now().Before(f.until)
-	}
-}
-
-// wait blocks until the answer is in, the window has passed, or ctx ends.
-func (f *firstAnswer) wait(ctx context.Context) {
-	t := time.NewTimer(time.Until(f.until))
-	defer t.Stop()
-	select {
-	case <-f.done:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-// notifyURL is the URL auth_notify_cmd gets: the complete URI, with the
-// code in it, when the provider gave one.
-func (d *deviceAuth) notifyURL() string {
-	if d.VerificationURIComplete != "" {
-		return d.VerificationURIComplete
-	}
-	return d.VerificationURI
-}
 
 func isDevice(acct *Account) bool { return acct.DeviceAuthURI != "" }
 
@@ -361,96 +312,7 @@ func (s *state) answerOnce(name string, noURL, explicit bool) (string, *firstAns
 		s.mu.Unlock()
 		return "", wait, err
 	}
-	// A code-flow login. The random values are made without the lock; if
-	// the account changed meanwhile (a restore, a reload), look again.
-	version, acct, redirect := a.version, a.acct, s.redirectURI(a.acct)
-	s.mu.Unlock()
-	st, err := newStateParam()
-	verifier, err2 := newVerifier()
-	if err = errors.Join(err, err2); err != nil {
-		return "", nil, fmt.Errorf("Can't make an authorisation request: %v", err)
-	}
-	u := authURL(acct, redirect, st, challengeS256(verifier))
-	s.mu.Lock()
-	if a = s.accts[name]; a == nil || a.version != version || a.kind != kindEmpty {
-		s.mu.Unlock()
-		return s.answerOnce(name, noURL, explicit)
-	}
-	a.kind, a.version = kindPending, s.bump()
-	a.authState, a.verifier, a.url, a.redirectURI = st, verifier, u, redirect
-	cmd := s.conf.AuthNotifyCmd
-	if cmd != "" {
-		a.lastNotify = s.clock()
-	}
-	err = unavailable(a, noURL)
-	s.mu.Unlock()
-	// A log reader with the state could finish the login with their own
-	// account.
-	logInfo("Account '%s' needs authorisation: %s", name, strings.Replace(u, "state="+st, "state=…", 1))
-	notifyAuth(cmd, name, u, "")
-	s.wake()
-	return "", nil, err
-}
-
-// beginRequest starts a first device or client-credentials request.
-// Called with s.mu held.
-func (s *state) beginRequest(name string, a *acctState) *firstAnswer {
-	first := newFirstAnswer()
-	a.reset()
-	a.kind, a.version, a.first = kindPending, s.bump(), first
-	ctx, version, acct := s.workCtx(a), a.version, a.acct
-	if isCC(acct) {
-		go s.requestCC(ctx, first, name, version, acct)
-	} else {
-		go s.deviceAuthorize(ctx, first, name, version, acct)
-	}
-	return first
-}
-
-// redirectURI is the redirect URI with its listener's port. Called with
-// s.mu held.
-func (s *state) redirectURI(acct *Account) string {
-	u, err := url.Parse(acct.RedirectURI)
-	if err != nil {
-		return acct.RedirectURI // the parser has validated it; unreachable
-	}
-	port := s.httpPort
-	if u.Scheme == "https" {
-		port = s.httpsPort
-	}
-	u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(port))
-	return u.String()
-}
-
-// pendingAuth is what the redirect listener needs to finish a code flow.
-type pendingAuth struct {
-	name, verifier, redirectURI string
-	version                     uint64
-	acct                        *Account
-}
-
-// pendingByState finds the pending request with state st, in constant
-// time: timing must leak nothing of other requests' states.
-func (s *state) pendingByState(st string) (pendingAuth, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var found pendingAuth
-	ok := false
-	for name, a := range s.accts {
-		if a.kind != kindPending || a.authState == "" {
-			continue
-		}
-		if subtle.ConstantTimeCompare([]byte(a.authState), []byte(st)) == 1 {
-			found = pendingAuth{name, a.verifier, a.redirectURI, a.version, a.acct}
-			ok = true
-		}
-	}
-	return found, ok
-}
-
-// authFailed returns a pending account to Empty and tells the user why.
-func (s *state) authFailed(name string, version uint64, msg string) {
-	s.failed(name, version, msg, false, true)
+	return s.beginCodeLogin(name, a, noURL, explicit)
 }
 
 // failed empties the account after a failed request (token_invalidated if
@@ -477,35 +339,6 @@ func (s *state) failed(name string, version uint64, msg string, paced, notify bo
 		notifyError(cmd, name, msg)
 	}
 	s.wake()
-}
-
-// beginExchange claims a pending request for its code: a reloaded page
-// cannot start a second exchange.
-func (s *state) beginExchange(p pendingAuth, code string) bool {
-	s.mu.Lock()
-	a := s.accts[p.name]
-	if a == nil || a.version != p.version || a.kind != kindPending || a.exchanging {
-		s.mu.Unlock()
-		return false
-	}
-	a.exchanging = true
-	ctx := s.workCtx(a)
-	s.mu.Unlock()
-	go s.exchange(ctx, p, code)
-	return true
-}
-
-func (s *state) exchange(ctx context.Context, p pendingAuth, code string) {
-	res, err := s.prov.exchangeCode(ctx, p.acct, code, p.verifier, p.redirectURI)
-	if ctx.Err() != nil {
-		return // shutdown, revoke or reload: nobody is waiting for this
-	}
-	if err != nil {
-		logDebug("Code exchange for '%s' failed: %v", p.name, err)
-		s.authFailed(p.name, p.version, fmt.Sprintf("Authorisation failed: %v", err))
-		return
-	}
-	s.adopt(p.name, p.version, res, "token_new")
 }
 
 // adopt makes a token the account's, if its version is still version.
@@ -536,173 +369,6 @@ func (s *state) adopt(name string, version uint64, res tokenResult, event string
 	logInfo("Account '%s': %s (expires %s)", name, event, fmtTime(expiry))
 	s.wake()
 	return true
-}
-
-// claimRefresh records that a refresh starts now, and returns the work to
-// run without the lock. Called with s.mu held.
-func (s *state) claimRefresh(name string, a *acctState, now stamp) job {
-	a.refreshing = true
-	a.lastAttempt = now
-	ctx := s.workCtx(a)
-	version, acct, rt := a.version, a.acct, a.refresh
-	return func() { s.doRefresh(ctx, name, version, acct, rt) }
-}
-
-// transientLimit is how many transient failures in a row make pizauth ask
-// transient_error_if_cmd.
-const transientLimit = 6
-
-// doRefresh renews a token; a transient failure keeps it for a retry after
-// refresh_retry, a permanent one drops it.
-func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct *Account, rt string) {
-	var res tokenResult
-	var err error
-	if isCC(acct) {
-		res, err = s.prov.clientCredentials(ctx, acct)
-	} else {
-		res, err = s.prov.refresh(ctx, acct, rt)
-	}
-	if ctx.Err() != nil {
-		return // shutdown, revoke or reload: nobody is waiting for this
-	}
-	if err == nil {
-		s.adopt(name, version, res, "token_refreshed")
-		return
-	}
-	var te *tokenError
-	transient := errors.As(err, &te) && te.Transient
-	s.mu.Lock()
-	a := s.accts[name]
-	if a == nil || a.version != version {
-		s.mu.Unlock()
-		return
-	}
-	if transient {
-		a.failures++
-		a.lastErr = err.Error()
-		n, cmd := a.failures, s.conf.TransientErrorIfCmd
-		if n%transientLimit != 0 || cmd == "" {
-			a.refreshing = false
-			s.mu.Unlock()
-			logWarn("Transient error refreshing '%s' (attempt %d), will retry: %v", name, n, err)
-			s.wake()
-			return
-		}
-		// refreshing stays set while the hook decides.
-		s.mu.Unlock()
-		logWarn("Transient error refreshing '%s', asking transient_error_if_cmd: %v", name, err)
-		code, _ := runHook(ctx, "transient_error_if_cmd", cmd, []string{"PIZAUTH_ACCOUNT=" + name}, transientHookTimeout)
-		if ctx.Err() != nil {
-			return
-		}
-		s.mu.Lock()
-		a = s.accts[name]
-		if a == nil || a.version != version {
-			s.mu.Unlock()
-			return
-		}
-		if code == 0 {
-			a.refreshing = false
-			s.mu.Unlock()
-			s.wake()
-			return
-		}
-		err = fmt.Errorf("%v (transient_error_if_cmd made it permanent)", err)
-	}
-	s.mu.Unlock()
-	s.failed(name, version, fmt.Sprintf("Token refresh failed: %v", err), true, true)
-}
-
-// requestCC asks for a first client-credentials token.
-func (s *state) requestCC(ctx context.Context, first *firstAnswer, name string, version uint64, acct *Account) {
-	defer close(first.done)
-	res, err := s.prov.clientCredentials(ctx, acct)
-	switch {
-	case ctx.Err() != nil:
-	case err == nil:
-		s.adopt(name, version, res, "token_new")
-	default:
-		// A transient failure is nothing the user can act on: it goes to
-		// the log and to the next show, which retries after refresh_retry.
-		var te *tokenError
-		transient := errors.As(err, &te) && te.Transient
-		if transient {
-			logWarn("Transient error requesting a token for '%s', will retry: %v", name, err)
-		}
-		s.failed(name, version, fmt.Sprintf("Token request failed: %v", err), true, !transient)
-	}
-}
-
-// deviceAuthorize asks the device authorisation endpoint for a user code.
-func (s *state) deviceAuthorize(ctx context.Context, first *firstAnswer, name string, version uint64, acct *Account) {
-	defer close(first.done)
-	da, err := s.prov.deviceAuthorize(ctx, acct)
-	if ctx.Err() != nil {
-		return
-	}
-	if err != nil {
-		s.failed(name, version, fmt.Sprintf("Device authorisation failed: %v", err), true, true)
-		return
-	}
-	s.mu.Lock()
-	a := s.accts[name]
-	if a == nil || a.version != version {
-		s.mu.Unlock()
-		return
-	}
-	now := s.clock()
-	a.device = &da
-	a.deviceStart, a.lastPoll, a.interval = now, now, da.Interval
-	cmd := s.conf.AuthNotifyCmd
-	if cmd != "" {
-		a.lastNotify = now
-	}
-	s.mu.Unlock()
-	// Not the user code: a log reader could finish the login with it.
-	logInfo("Account '%s' needs authorisation at %s", name, da.VerificationURI)
-	notifyAuth(cmd, name, da.notifyURL(), da.UserCode)
-	s.wake()
-}
-
-// pollDevice asks once whether the user has approved the device request.
-func (s *state) pollDevice(ctx context.Context, name string, version uint64, acct *Account, deviceCode string) {
-	res, err := s.prov.pollDevice(ctx, acct, deviceCode)
-	if ctx.Err() != nil {
-		return
-	}
-	if err == nil {
-		s.adopt(name, version, res, "token_new")
-		return
-	}
-	var te *tokenError
-	errors.As(err, &te)
-	s.mu.Lock()
-	a := s.accts[name]
-	if a == nil || a.version != version {
-		s.mu.Unlock()
-		return
-	}
-	a.polling = false
-	// slow_down first: it may come with a transient status such as 429.
-	switch {
-	case te != nil && te.Code == "slow_down":
-		a.interval += 5 * time.Second
-	case te != nil && te.Code == "authorization_pending", te != nil && te.Transient:
-	default:
-		msg := fmt.Sprintf("Device authorisation failed: %v", err)
-		switch {
-		case te != nil && te.Code == "access_denied":
-			msg = fmt.Sprintf("Device authorisation was denied at the provider (%v); run 'pizauth show %s' to get a new code", err, name)
-		case te != nil && te.Code == "expired_token":
-			msg = fmt.Sprintf("Device authorisation failed: the code expired before it was approved (%v); run 'pizauth show %s' to get a new one", err, name)
-		}
-		s.mu.Unlock()
-		s.authFailed(name, version, msg)
-		return
-	}
-	a.lastPoll = s.clock()
-	s.mu.Unlock()
-	s.wake()
 }
 
 // revoke forgets the account's token or pending request, and tells a
@@ -832,96 +498,4 @@ func (s *state) restore(entries []dumpEntry) int {
 		s.wake()
 	}
 	return n
-}
-
-// statusFormatVersion changes with the `status -j` object's shape.
-const statusFormatVersion = 1
-
-// acctStatus is one account in `status -j`, and its `status` line's
-// source; never with a token.
-type acctStatus struct {
-	Name             string     `json:"name"`
-	State            string     `json:"state"`
-	Obtained         *time.Time `json:"obtained"`
-	Expires          *time.Time `json:"expires"`
-	LastRefresh      *time.Time `json:"last_refresh_attempt"`
-	LastNotification *time.Time `json:"last_notification"`
-	UserCode         *string    `json:"user_code"`
-	VerificationURI  *string    `json:"verification_uri"`
-	requesting       bool       // a first client-credentials request
-}
-
-// status describes every account, sorted by name.
-func (s *state) status() []acctStatus {
-	ts := func(t time.Time) *time.Time {
-		if t.IsZero() {
-			return nil
-		}
-		t = t.Local().Truncate(time.Second)
-		return &t
-	}
-	s.mu.Lock()
-	now := s.clock()
-	out := make([]acctStatus, 0, len(s.accts))
-	for name, a := range s.accts {
-		j := acctStatus{Name: name, State: "empty"}
-		switch {
-		case a.kind == kindPending:
-			j.State, j.LastNotification, j.requesting = "pending", ts(a.lastNotify.wall), isCC(a.acct)
-			if a.device != nil {
-				j.UserCode, j.VerificationURI = &a.device.UserCode, &a.device.VerificationURI
-			}
-		case a.kind == kindActive:
-			j.State = "active"
-			if a.expired(now) {
-				j.State = "expired"
-			}
-			j.Obtained, j.Expires, j.LastRefresh = ts(a.obtained.wall), ts(a.expiry), ts(a.lastAttempt.wall)
-		}
-		out = append(out, j)
-	}
-	s.mu.Unlock()
-	sort.Slice(out, func(i, k int) bool { return out[i].Name < out[k].Name })
-	return out
-}
-
-// statusText is the text of `pizauth status`.
-func (s *state) statusText() string {
-	var b []byte
-	for _, a := range s.status() {
-		b = append(b, a.Name+": "...)
-		switch {
-		case a.State == "empty":
-			b = append(b, "No access token"...)
-		case a.requesting:
-			b = append(b, "Access token requested (waiting for the token endpoint)"...)
-		case a.State == "pending":
-			b = append(b, "Access token pending authentication"...)
-			if a.UserCode != nil {
-				b = fmt.Appendf(b, " (code %s at %s)", *a.UserCode, *a.VerificationURI)
-			}
-			if a.LastNotification != nil {
-				b = fmt.Appendf(b, " (last notification %s)", fmtTime(*a.LastNotification))
-			}
-		case a.State == "active":
-			b = fmt.Appendf(b, "Active access token (obtained %s; expires %s)", fmtTime(*a.Obtained), fmtTime(*a.Expires))
-		case a.LastRefresh == nil:
-			b = append(b, "Access token expired (refresh not yet attempted)"...)
-		default:
-			b = fmt.Appendf(b, "Access token expired (last refresh attempt %s)", fmtTime(*a.LastRefresh))
-		}
-		b = append(b, '\n')
-	}
-	return string(b)
-}
-
-func fmtTime(t time.Time) string { return t.Local().Format(time.RFC1123Z) }
-
-// statusJSON is the `pizauth status -j` object.
-func (s *state) statusJSON() []byte {
-	b, _ := json.Marshal(struct {
-		Version  int          `json:"status_format_version"`
-		Accounts []acctStatus `json:"accounts"`
-	}{statusFormatVersion, s.status()})
-	return append(b, '\n')
 }
