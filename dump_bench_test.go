@@ -62,7 +62,8 @@ func BenchmarkDump(b *testing.B) {
 	s := benchActiveState(benchConfig(benchAccounts))
 	b.ReportAllocs()
 	var size int
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		d, err := encodeDump(s.snapshot())
 		if err != nil {
 			b.Fatal(err)
@@ -79,7 +80,8 @@ func BenchmarkRestore(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		// Every iteration restores into accounts that are all Empty, so
 		// that every entry is compared and adopted.
 		b.StopTimer()
@@ -101,7 +103,8 @@ func BenchmarkRestoreMerge(b *testing.B) {
 	conf := benchConfig(benchAccounts)
 	entries := benchActiveState(conf).snapshot()
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		b.StopTimer()
 		s := benchState(conf)
 		b.StartTimer()

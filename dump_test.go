@@ -632,7 +632,8 @@ func BenchmarkEncodeDump(b *testing.B) {
 	entries := benchDumpEntries()
 	b.ReportAllocs()
 	var n int
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		out, err := encodeDump(entries)
 		if err != nil {
 			b.Fatal(err)
@@ -649,7 +650,8 @@ func BenchmarkDecodeDump(b *testing.B) {
 	}
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		if _, err := decodeDump(in); err != nil {
 			b.Fatal(err)
 		}

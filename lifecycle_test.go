@@ -328,7 +328,11 @@ func TestE2EConcurrentStartsAfterCrash(t *testing.T) {
 		var wg sync.WaitGroup
 		codes, errs := make([]int, 2), make([]string, 2)
 		for i := range 2 {
-			wg.Go(func() { _, errs[i], codes[i] = s.run("server", "-c", s.confPath) })
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i], codes[i] = s.run("server", "-c", s.confPath)
+			}()
 		}
 		wg.Wait()
 		slices.Sort(codes)

@@ -939,7 +939,8 @@ func BenchmarkParseTokenResponse(b *testing.B) {
 	a := testAccount("")
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		if _, err := parseTokenResponse(200, "application/json; charset=utf-8", body, a); err != nil {
 			b.Fatal(err)
 		}

@@ -213,7 +213,8 @@ func BenchmarkRefreshPunctuality(b *testing.B) {
 	s := benchServer(b, conf.String())
 
 	var late []time.Duration
-	for iter := 0; b.Loop(); iter++ {
+	b.ResetTimer()
+	for iter := 0; iter < b.N; iter++ {
 		mu.Lock()
 		clear(received)
 		mu.Unlock()

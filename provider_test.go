@@ -311,7 +311,7 @@ func (p *fakeProvider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	var keys []string
 	vals := url.Values{}
 	var probs []string
-	for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
+	for _, part := range strings.Split(r.URL.RawQuery, "&") {
 		if part == "" {
 			continue
 		}
@@ -350,7 +350,7 @@ func (p *fakeProvider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 
 	var want []string
 	if c.AuthQuery != "" {
-		for part := range strings.SplitSeq(c.AuthQuery, "&") {
+		for _, part := range strings.Split(c.AuthQuery, "&") {
 			k, _, _ := strings.Cut(part, "=")
 			want = append(want, k)
 		}
