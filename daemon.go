@@ -95,7 +95,8 @@ func serverMain(o opts) int {
 			case sig == syscall.SIGHUP:
 				s.reload()
 			case s.stopping.Load():
-				logWarn("Received %v again: stopping now, without waiting for token_event_cmd", sig)
+				logWarn("Received %v again: stopping now, without waiting for token requests or token_event_cmd", sig)
+				s.st.endWork()
 				s.st.events.close(0)
 			default:
 				logInfo("Received %v", sig)
@@ -181,9 +182,9 @@ func notifySystemd() {
 	}
 }
 
-// shutdownWait bounds `pizauth shutdown`'s wait: the token events, then a
-// moment.
-const shutdownWait = eventQueueDrainTimeout + 5*time.Second
+// shutdownWait bounds `pizauth shutdown`'s wait: the token requests, the
+// token events, then a moment.
+const shutdownWait = workGrace + eventQueueDrainTimeout + 5*time.Second
 
 // waitStopped waits until no server answers, so that a script can start a
 // new one (or read what token_event_cmd saved) once `shutdown` returns.
@@ -195,5 +196,5 @@ func waitStopped() int {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fatalf("The server is still stopping after %s (running token_event_cmd?): it stops once the queued token events have run or timed out; check with 'pizauth status'", shortDuration(shutdownWait))
+	return fatalf("The server is still stopping after %s (waiting for a provider, or running token_event_cmd?): it stops once the token requests sent and the queued token events have finished or timed out; check with 'pizauth status'", shortDuration(shutdownWait))
 }

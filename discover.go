@@ -184,20 +184,30 @@ func fetchMetadata(issuer, base string, candidates []string) (metadata, string, 
 	return metadata{}, "", "", fmt.Errorf("No OAuth metadata for %s: %s and the other well-known URLs answered HTTP %d; check the issuer URL", issuer, candidates[0], status)
 }
 
-// issuerMatches is RFC 8414 §3.3's check. Microsoft's multi-tenant issuer
-// ".../{tenantid}/..." is accepted, and the tenant returned, only where
-// the URL asked for names one of those endpoints in that segment.
+// msLogin is Microsoft's login host. Its shared endpoints publish an
+// issuer that names no tenant, or a tenant not in the URL asked for:
+// msShared maps each endpoint to that issuer's tenant segment (as
+// Microsoft documents them) and to who can log in through it.
+const msLogin = "https://login.microsoftonline.com/"
+
+var msShared = map[string][2]string{
+	"common":        {"{tenantid}", "work or school accounts of any tenant, and personal Microsoft accounts"},
+	"organizations": {"{tenantid}", "work or school accounts of any tenant, but no personal Microsoft accounts"},
+	"consumers":     {"9188040d-6c67-4c5b-b112-36a304b66dad", "personal Microsoft accounts only"},
+}
+
+// issuerMatches is RFC 8414 §3.3's check, and returns the shared Microsoft
+// endpoint, if any, whose documented issuer is accepted in its place. That
+// is exactly msLogin + endpoint + "/v2.0" asked, with msLogin + its tenant
+// segment + "/v2.0" in the document: on another host, or for a tenant's own
+// endpoint, the issuer must be the URL asked.
 func issuerMatches(doc, issuer, base string) (string, bool) {
 	if doc == issuer || doc == base {
 		return "", true
 	}
-	pre, suf, ok := strings.Cut(doc, "{tenantid}")
-	if !ok || !strings.HasSuffix(pre, "/") || suf != "" && suf[0] != '/' ||
-		len(base) <= len(pre)+len(suf) || !strings.HasPrefix(base, pre) || !strings.HasSuffix(base, suf) {
-		return "", false
-	}
-	t := base[len(pre) : len(base)-len(suf)]
-	return t, t == "common" || t == "organizations" || t == "consumers"
+	t, _ := strings.CutSuffix(strings.TrimPrefix(base, msLogin), "/v2.0")
+	shared, ok := msShared[t]
+	return t, ok && base == msLogin+t+"/v2.0" && doc == msLogin+shared[0]+"/v2.0"
 }
 
 // accountBlock writes the configuration text. Every value passed
@@ -207,7 +217,7 @@ func accountBlock(m metadata, name, from, tenant string, device bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// From %s\n", from)
 	if tenant != "" {
-		fmt.Fprintf(&b, "// The metadata's issuer is Microsoft's multi-tenant %s, accepted for %q.\n", confString(m.Issuer), tenant)
+		fmt.Fprintf(&b, "// Microsoft's shared %q endpoint (issuer %s) accepts %s.\n", tenant, confString(m.Issuer), msShared[tenant][1])
 	}
 	fmt.Fprintf(&b, "account %s {\n", confString(name))
 	set := func(k, v string) { fmt.Fprintf(&b, "    %s = %s;\n", k, confString(v)) }

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -127,12 +132,6 @@ func TestDiscoverFinds(t *testing.T) {
 			[]string{wkOIDC + "/realm", "/realm" + wkOIDC}, true},
 		{"path, RFC 8414 appended", "/realm", "/realm" + wkOAuth, "{URL}/realm",
 			[]string{wkOIDC + "/realm", "/realm" + wkOIDC, wkOAuth + "/realm", "/realm" + wkOAuth}, false},
-		{"Microsoft common", "/common/v2.0", "/common/v2.0" + wkOIDC, "{URL}/{tenantid}/v2.0",
-			[]string{wkOIDC + "/common/v2.0", "/common/v2.0" + wkOIDC}, true},
-		{"Microsoft organizations", "/organizations/v2.0", "/organizations/v2.0" + wkOIDC, "{URL}/{tenantid}/v2.0",
-			[]string{wkOIDC + "/organizations/v2.0", "/organizations/v2.0" + wkOIDC}, true},
-		{"Microsoft consumers", "/consumers", "/consumers" + wkOIDC, "{URL}/{tenantid}",
-			[]string{wkOIDC + "/consumers", "/consumers" + wkOIDC}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -160,9 +159,8 @@ func TestDiscoverFinds(t *testing.T) {
 			if want := map[bool][]string{true: {"openid"}, false: {}}[tc.openid]; !slices.Equal(a.Scopes, want) {
 				t.Errorf("scopes %q, want %q", a.Scopes, want)
 			}
-			tenant := strings.Contains(tc.docIssuer, "{tenantid}")
-			if got := strings.Contains(block, "issuer is Microsoft's multi-tenant"); got != tenant {
-				t.Errorf("multi-tenant comment present %v, want %v:\n%s", got, tenant, block)
+			if strings.Contains(block, "Microsoft") {
+				t.Errorf("a comment about Microsoft in the block:\n%s", block)
 			}
 		})
 	}
@@ -188,6 +186,8 @@ func TestDiscoverErrors(t *testing.T) {
 		{"tenantid for a tenant", "/contoso/v2.0", map[string]metaRoute{"/contoso/v2.0" + wkOIDC: {body: doc("{URL}/{tenantid}/v2.0", nil)}}, false, "is for the issuer"},
 		{"tenantid inside a segment", "/xcommon", map[string]metaRoute{"/xcommon" + wkOIDC: {body: doc("{URL}/x{tenantid}", nil)}}, false, "is for the issuer"},
 		{"tenantid on another host", "/common", map[string]metaRoute{"/common" + wkOIDC: {body: doc("https://login.example.com/{tenantid}", nil)}}, false, "is for the issuer"},
+		{"Microsoft's shape on another host", "/common/v2.0", map[string]metaRoute{"/common/v2.0" + wkOIDC: {body: doc("{URL}/{tenantid}/v2.0", nil)}}, false, "is for the issuer"},
+		{"Microsoft's consumers shape on another host", "/consumers/v2.0", map[string]metaRoute{"/consumers/v2.0" + wkOIDC: {body: doc("{URL}/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0", nil)}}, false, "is for the issuer"},
 		{"no issuer", "", map[string]metaRoute{wkOIDC: {body: doc("", nil)}}, false, `is for the issuer "", not`},
 		{"unreachable", closed.URL, nil, false, "Can't fetch " + closed.URL + wkOIDC + ": "},
 		{"not JSON", "", map[string]metaRoute{wkOIDC: {body: "<html>hello</html>"}}, false, "did not answer with JSON metadata (invalid character '<'"},
@@ -406,8 +406,9 @@ func TestDiscoverAccountName(t *testing.T) {
 
 // The published documents of the README's two examples, trimmed of the
 // fields discover does not read (the full ones list claims, keys and
-// more). The issuer is the test server's, as the tests can't reach the
-// providers; discoverReadme puts the real one back in the output.
+// more). Google's issuer is the test server's, as the tests can't reach
+// the provider; TestDiscoverReadme puts the real one back in the output.
+// Microsoft's is served by the stand-in for its host (see init).
 const (
 	googleDoc = `{
  "issuer": "{URL}",
@@ -430,7 +431,7 @@ const (
  "response_modes_supported": ["query", "fragment", "form_post"],
  "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
  "scopes_supported": ["openid", "profile", "email", "offline_access"],
- "issuer": "{URL}/{tenantid}/v2.0",
+ "issuer": "https://login.microsoftonline.com/{tenantid}/v2.0",
  "request_uri_parameter_supported": false,
  "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
  "authorization_endpoint": "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
@@ -440,6 +441,112 @@ const (
  "cloud_instance_name": "microsoftonline.com"
 }`
 )
+
+// msDocs are what login.microsoftonline.com serves for its shared
+// endpoints: organizations' and consumers' documents differ from common's
+// only in the endpoint in every URL and, for consumers, the issuer, which
+// names Microsoft's tenant for personal accounts.
+var msDocs = map[string]string{
+	"/common/v2.0" + wkOIDC:        microsoftDoc,
+	"/organizations/v2.0" + wkOIDC: strings.ReplaceAll(microsoftDoc, "/common/", "/organizations/"),
+	"/consumers/v2.0" + wkOIDC: strings.NewReplacer("/common/", "/consumers/",
+		"{tenantid}", "9188040d-6c67-4c5b-b112-36a304b66dad").Replace(microsoftDoc),
+}
+
+// The tests can't reach Microsoft, and the issuer check treats its host
+// alone specially, so a TLS server plays login.microsoftonline.com with
+// msDocs: http.DefaultTransport, which discover uses, is replaced before
+// any test runs, and dials that server for that host alone.
+func init() {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if doc, ok := msDocs[r.URL.Path]; ok {
+			io.WriteString(w, doc)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	// A dial that parallel tests made redundant is abandoned mid-handshake.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	roots := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		cfg := &tls.Config{}
+		if addr == "login.microsoftonline.com:443" {
+			// httptest's certificate is for example.com.
+			addr, cfg = srv.Listener.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "example.com"}
+		}
+		return (&tls.Dialer{Config: cfg}).DialContext(ctx, network, addr)
+	}
+	http.DefaultTransport = tr
+}
+
+// TestDiscoverMicrosoft: each of Microsoft's shared endpoints is found with
+// the issuer Microsoft publishes for it, and the block says who can log
+// in through it.
+func TestDiscoverMicrosoft(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ endpoint, issuer, who string }{
+		{"common", "{tenantid}", "work or school accounts of any tenant, and personal Microsoft accounts"},
+		{"organizations", "{tenantid}", "work or school accounts of any tenant, but no personal Microsoft accounts"},
+		{"consumers", "9188040d-6c67-4c5b-b112-36a304b66dad", "personal Microsoft accounts only"},
+	} {
+		base := "https://login.microsoftonline.com/" + tc.endpoint
+		block, _, err := discover(base+"/v2.0", "ms", false)
+		if err != nil {
+			t.Errorf("discover %s/v2.0: %v", base, err)
+			continue
+		}
+		want := fmt.Sprintf("// From %s/v2.0%s\n// Microsoft's shared %q endpoint (issuer \"https://login.microsoftonline.com/%s/v2.0\") accepts %s.\n",
+			base, wkOIDC, tc.endpoint, tc.issuer, tc.who)
+		if !strings.HasPrefix(block, want) {
+			t.Errorf("discover %s/v2.0 printed\n%s\nwant it to start\n%s", base, block, want)
+		}
+		a := mustParseBlock(t, block)
+		if a.AuthURI != base+"/oauth2/v2.0/authorize" || a.TokenURI != base+"/oauth2/v2.0/token" {
+			t.Errorf("%s: auth_uri %q, token_uri %q", tc.endpoint, a.AuthURI, a.TokenURI)
+		}
+	}
+}
+
+// TestIssuerMatches: exactly Microsoft's documented issuers for its shared
+// endpoints stand in for the URL asked, and nothing like them.
+func TestIssuerMatches(t *testing.T) {
+	t.Parallel()
+	const ms, consumers = "https://login.microsoftonline.com/", "9188040d-6c67-4c5b-b112-36a304b66dad"
+	for _, tc := range []struct {
+		asked, doc, tenant string
+		ok                 bool
+	}{
+		{ms + "common/v2.0", ms + "{tenantid}/v2.0", "common", true},
+		{ms + "common/v2.0/", ms + "{tenantid}/v2.0", "common", true},
+		{ms + "organizations/v2.0", ms + "{tenantid}/v2.0", "organizations", true},
+		{ms + "consumers/v2.0", ms + consumers + "/v2.0", "consumers", true},
+		{ms + consumers + "/v2.0", ms + consumers + "/v2.0", "", true},
+		{ms + "contoso.onmicrosoft.com/v2.0", ms + "contoso.onmicrosoft.com/v2.0", "", true},
+		{ms + "consumers/v2.0", ms + "{tenantid}/v2.0", "", false},
+		{ms + "common/v2.0", ms + consumers + "/v2.0", "", false},
+		{ms + "organizations/v2.0", ms + consumers + "/v2.0", "", false},
+		{ms + "contoso.onmicrosoft.com/v2.0", ms + "{tenantid}/v2.0", "", false},
+		{ms + "common", ms + "{tenantid}/v2.0", "", false},
+		{ms + "common", ms + "{tenantid}", "", false},
+		{ms + "consumers", ms + consumers, "", false},
+		{ms + "common/v2.0", ms + "{tenantid}/v2.0/", "", false},
+		{ms + "common/v2.0", "https://sts.windows.net/{tenantid}/", "", false},
+		{ms + "common/v2.0/x", ms + "{tenantid}/v2.0/x", "", false},
+		{"https://login.microsoftonline.com.example/common/v2.0", "https://login.microsoftonline.com.example/{tenantid}/v2.0", "", false},
+		{"https://login.microsoftonline.us/common/v2.0", "https://login.microsoftonline.us/{tenantid}/v2.0", "", false},
+		{"http://login.microsoftonline.com/common/v2.0", "http://login.microsoftonline.com/{tenantid}/v2.0", "", false},
+		{"https://login.example.com/common/v2.0", "https://login.example.com/{tenantid}/v2.0", "", false},
+	} {
+		base := strings.TrimSuffix(tc.asked, "/")
+		tenant, ok := issuerMatches(tc.doc, tc.asked, base)
+		if ok != tc.ok || ok && tenant != tc.tenant {
+			t.Errorf("issuer %q for %q: accepted %v (tenant %q), want %v (tenant %q)", tc.doc, tc.asked, ok, tenant, tc.ok, tc.tenant)
+		}
+	}
+}
 
 // TestDiscoverReadme: the README shows exactly what discover prints for
 // Google's and Microsoft's documents.
@@ -454,10 +561,14 @@ func TestDiscoverReadme(t *testing.T) {
 		warns                   int
 	}{
 		{googleDoc, "https://accounts.google.com", "", "accounts.google.com", 0},
-		{microsoftDoc, "https://login.microsoftonline.com", "/common/v2.0", "login.microsoftonline.com", 1},
+		{"", "https://login.microsoftonline.com", "/common/v2.0", "login.microsoftonline.com", 1},
 	} {
 		m := newMetaServer(t, map[string]metaRoute{tc.path + wkOIDC: {body: tc.doc}})
-		block, warns, err := discover(m.URL+tc.path, tc.name, false)
+		asked := m.URL
+		if tc.doc == "" {
+			asked = tc.issuer // the stand-in for Microsoft's host serves it
+		}
+		block, warns, err := discover(asked+tc.path, tc.name, false)
 		if err != nil {
 			t.Fatalf("discover %s: %v", tc.issuer, err)
 		}

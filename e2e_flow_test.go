@@ -260,6 +260,75 @@ func TestE2ERefreshCommand(t *testing.T) {
 	}
 }
 
+// TestE2ERefreshWithoutRefreshToken: `pizauth refresh` on a token with no
+// refresh token, which only a new login can replace, drops it and starts
+// that login, printing the URL and exiting 1, as the manual says.
+func TestE2ERefreshWithoutRefreshToken(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	events := filepath.Join(t.TempDir(), "events")
+	s := startSrv(t, e2eConf(map[string]string{"token_event_cmd": hookAppend(events, "$PIZAUTH_EVENT")},
+		p.account("a", p.addClient(fakeClient{}), "")))
+	p.setNoRefreshToken(true)
+	s.authorise(t, "a")
+	out, errOut, code := s.run("refresh", "a")
+	m := e2eURLMsg.FindStringSubmatch(errOut)
+	if code != 1 || out != "" || m == nil {
+		t.Fatalf("refresh of a token without a refresh token: exit %d, stdout %q, stderr %q; want exit 1 and the URL", code, out, errOut)
+	}
+	if u := s.pendingURL(t, "a"); u != m[1] {
+		t.Errorf("show after refresh offers another URL than refresh printed:\n%s\n%s", u, m[1])
+	}
+	s.waitFor(t, func() bool { return slices.Equal(e2eLines(events), []string{"token_new", "token_invalidated"}) }, "token_invalidated")
+	if n := p.count("refresh_token"); n != 0 {
+		t.Errorf("%d refresh requests without a refresh token", n)
+	}
+	s.authorise(t, "a")
+}
+
+// TestE2ESecondTabCannotUndoLogin: once a login's code has arrived, a later
+// redirect for the same login carrying error= (a second tab, a reload, the
+// back button) gets the "already processing" page and changes nothing: the
+// exchange goes on and no error is notified; so it is once the login is
+// done, too.
+func TestE2ESecondTabCannotUndoLogin(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	errs := filepath.Join(t.TempDir(), "errors")
+	s := startSrv(t, e2eConf(map[string]string{"error_notify_cmd": hookAppend(errs, "$PIZAUTH_ACCOUNT $PIZAUTH_MSG")},
+		p.account("acct", p.addClient(fakeClient{}), "")))
+	release := p.hold("authorization_code")
+	defer release()
+	callback, r := s.follow(t, s.pendingURL(t, "acct"))
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, processingPage) {
+		t.Fatalf("the code redirect answered %d %q", r.Status, r.Body)
+	}
+	s.waitFor(t, func() bool { return p.count("authorization_code") == 1 }, "the code exchange to reach the provider")
+	cb, _ := url.Parse(callback)
+	cb.RawQuery = url.Values{"state": {cb.Query().Get("state")}, "error": {"access_denied"}}.Encode()
+	for _, u := range []string{cb.String(), callback} {
+		if r := e2eBrowse(t, http.MethodGet, u); r.Status != http.StatusOK || r.Body != "pizauth is already processing this authentication: you can safely close this page.\n" {
+			t.Errorf("a second redirect during the exchange answered %d %q; want the already-processing page", r.Status, r.Body)
+		}
+	}
+	release()
+	tok := s.waitToken(t, "acct", "")
+	for _, u := range []string{cb.String(), callback} {
+		if r := e2eBrowse(t, http.MethodGet, u); r.Status != http.StatusOK || !strings.Contains(r.Body, "already processing") {
+			t.Errorf("a redirect after the login answered %d %q; want the already-handled page", r.Status, r.Body)
+		}
+	}
+	if got := s.showToken(t, "acct"); got != tok {
+		t.Errorf("show after the late error redirect printed %q, want %q", got, tok)
+	}
+	if got := e2eRead(errs); got != "" {
+		t.Errorf("error_notify_cmd ran: %q", got)
+	}
+	if n := p.count("authorization_code"); n != 1 {
+		t.Errorf("%d code exchanges, want 1", n)
+	}
+}
+
 // TestE2EStatusAndInfo: status lines, info and info -j with both
 // listeners on, file modes, startup_cmd and NOTIFY_SOCKET.
 func TestE2EStatusAndInfo(t *testing.T) {
@@ -897,22 +966,26 @@ func TestE2EShortLivedTokensRefreshedBeforeExpiry(t *testing.T) {
 	}
 }
 
-// TestE2EShutdownIsNotAnError: shutting down while a refresh, a code
-// exchange and a device authorisation are in flight cancels them quietly:
-// no error_notify_cmd, no token_invalidated, no error in the log.
-func TestE2EShutdownIsNotAnError(t *testing.T) {
+// TestE2EShutdownFinishesRequests: shutting down while a refresh, a code
+// exchange and a device authorisation are at the provider waits for their
+// answers: the tokens are kept and their token events run, before the
+// server exits, and nothing is reported as an error. A request that never
+// ends is given up after 10 seconds, with a warning.
+func TestE2EShutdownFinishesRequests(t *testing.T) {
 	t.Parallel()
 	p := newFakeProvider(t)
 	dir := t.TempDir()
-	errs, events := filepath.Join(dir, "errors"), filepath.Join(dir, "events")
+	errs, events, notes := filepath.Join(dir, "errors"), filepath.Join(dir, "events"), filepath.Join(dir, "notes")
 	cr, cx, cd := p.addClient(fakeClient{}), p.addClient(fakeClient{}), p.addClient(fakeClient{Device: true})
 	s := startSrv(t, e2eConf(map[string]string{
 		"error_notify_cmd": hookAppend(errs, "$PIZAUTH_ACCOUNT $PIZAUTH_MSG"),
 		"token_event_cmd":  hookAppend(events, "$PIZAUTH_ACCOUNT $PIZAUTH_EVENT"),
+		"auth_notify_cmd":  hookAppend(notes, "$PIZAUTH_ACCOUNT"),
 	}, p.account("r", cr, ""), p.account("x", cx, ""), p.account("d", cd, "")))
 	s.authorise(t, "r")
-	defer p.hold("refresh_token")()
-	defer p.hold("authorization_code")()
+	releaseRefresh, releaseCode := p.hold("refresh_token"), p.hold("authorization_code")
+	defer releaseRefresh()
+	defer releaseCode()
 	defer p.holdDevice()()
 	s.mustRun(t, "refresh", "r")
 	s.follow(t, s.pendingURL(t, "x"))
@@ -920,16 +993,32 @@ func TestE2EShutdownIsNotAnError(t *testing.T) {
 	s.waitFor(t, func() bool {
 		return len(p.clientRequests("/token", cr.ID)) == 2 && len(p.clientRequests("/token", cx.ID)) == 1 && len(p.clientRequests("/device", cd.ID)) == 1
 	}, "the refresh, the exchange and the device request to reach the provider")
-	s.mustRun(t, "shutdown")
+	notified := e2eRead(notes)
+	shutdownDone := make(chan int, 1)
+	go func() { _, _, code := s.run("shutdown"); shutdownDone <- code }()
+	s.waitFor(t, func() bool { return strings.Contains(s.logs(), "INFO Shutting down") }, "shutdown to begin")
+	releaseRefresh()
+	releaseCode()
+	s.waitFor(t, func() bool { return len(e2eLines(events)) == 3 }, "the token events of the refresh and the exchange")
+	if code := <-shutdownDone; code != 0 {
+		t.Errorf("pizauth shutdown: exit %d", code)
+	}
 	s.waitExit(t)
+	if got := e2eLines(events); !slices.Equal(got, []string{"r token_new", "r token_refreshed", "x token_new"}) &&
+		!slices.Equal(got, []string{"r token_new", "x token_new", "r token_refreshed"}) {
+		t.Errorf("token events %q; want r's token_new, then r's token_refreshed and x's token_new", got)
+	}
 	if got := e2eRead(errs); got != "" {
 		t.Errorf("error_notify_cmd ran at shutdown: %q", got)
 	}
-	if got := e2eLines(events); !slices.Equal(got, []string{"r token_new"}) {
-		t.Errorf("token events %q; want only r's token_new", got)
+	if got := e2eRead(notes); got != notified {
+		t.Errorf("auth_notify_cmd ran during shutdown: %q", got)
 	}
-	if strings.Contains(s.logs(), " ERROR ") || strings.Contains(s.logs(), "cancelled") {
-		t.Errorf("the log reports cancelled work as an error:\n%s", s.logs())
+	if strings.Contains(s.logs(), " ERROR ") {
+		t.Errorf("the log reports an error:\n%s", s.logs())
+	}
+	if !strings.Contains(s.logs(), "WARN Stopping without the answers to token requests still running after 10s") {
+		t.Errorf("the log does not say that shutdown gave up on the device request")
 	}
 }
 

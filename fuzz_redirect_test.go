@@ -114,7 +114,7 @@ func FuzzRedirect(f *testing.F) {
 		a := st.accts["pend"]
 		a.reset()
 		a.kind, a.version = kindPending, st.bump()
-		a.authState, a.verifier = fuzzState, fuzzVerifier
+		a.authState, a.verifier, a.usedState = fuzzState, fuzzVerifier, ""
 		a.redirectURI = "http://localhost:8080/"
 		a.url = "http://auth.invalid/?state=" + fuzzState
 		version := a.version
@@ -126,7 +126,7 @@ func FuzzRedirect(f *testing.F) {
 		st.mu.Lock()
 		a = st.accts["pend"]
 		changed := a.version != version || a.kind != kindPending || a.exchanging
-		exchanging := a.exchanging && a.version == version
+		exchanging := a.exchanging
 		b := st.accts["act"]
 		actOK := b.version == actVersion && b.kind == kindActive && b.access == "access-act" && b.refresh == "pzRT-act"
 		st.mu.Unlock()

@@ -166,6 +166,47 @@ func TestE2EShutdownRunsQueuedEventsFirst(t *testing.T) {
 	s2.pendingURL(t, "a") // revoked before the dump: not brought back
 }
 
+// TestE2EShutdownKeepsRotatedToken: `pizauth shutdown` while a refresh is
+// at a provider that rotates refresh tokens, and that carries the refresh
+// out even if pizauth hangs up: the server waits for the answer, the
+// token_event_cmd that saves a dump runs with it, and that dump, restored
+// into a new server, refreshes, as its refresh token is the live one.
+func TestE2EShutdownKeepsRotatedToken(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	dir := t.TempDir()
+	saved, events := filepath.Join(dir, "saved"), filepath.Join(dir, "events")
+	hook := fmt.Sprintf(`echo "$PIZAUTH_EVENT" >> '%[3]s'; '%[1]s' dump > '%[2]s.tmp' && mv '%[2]s.tmp' '%[2]s'`, e2eBin, saved, events)
+	c := p.addClient(fakeClient{})
+	acct := p.account("a", c, "")
+	s := startSrv(t, e2eConf(map[string]string{"token_event_cmd": confQuote(hook)}, acct))
+	s.authorise(t, "a")
+	s.waitFor(t, func() bool { return len(e2eLines(events)) == 1 }, "token_new to be saved")
+
+	p.delayNext("refresh_token", 2*time.Second)
+	s.mustRun(t, "refresh", "a")
+	s.waitFor(t, func() bool { return p.count("refresh_token") == 1 }, "the refresh to reach the provider")
+	time.Sleep(500 * time.Millisecond)
+	s.mustRun(t, "shutdown")
+	if err := s.waitExit(t); err != nil {
+		t.Errorf("server exited with %v", err)
+	}
+	if got := e2eLines(events); !slices.Equal(got, []string{"token_new", "token_refreshed"}) {
+		t.Errorf("token events %q; want token_new, then token_refreshed from the refresh shutdown waited for", got)
+	}
+
+	s2 := startSrv(t, e2eConf(nil, acct))
+	if _, errOut, code := s2.runIn(strings.NewReader(e2eRead(saved)), "restore"); code != 0 {
+		t.Fatalf("restoring the dump saved at shutdown: exit %d, %q", code, errOut)
+	}
+	tok := s2.showToken(t, "a")
+	if issued := p.tokens(c.ID); tok != issued[len(issued)-1] {
+		t.Errorf("the restored token is not the one the refresh at shutdown gave")
+	}
+	s2.mustRun(t, "refresh", "a")
+	s2.waitToken(t, "a", tok)
+}
+
 // TestE2EShutdownRefusesNewWork: once shutdown has begun, requests for new
 // work get a clear refusal, while status, show and dump still answer.
 func TestE2EShutdownRefusesNewWork(t *testing.T) {

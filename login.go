@@ -106,12 +106,14 @@ func (s *state) beginRequest(name string, a *acctState) *firstAnswer {
 	first := newFirstAnswer()
 	a.reset()
 	a.kind, a.version, a.first = kindPending, s.bump(), first
-	ctx, version, acct := s.workCtx(a), a.version, a.acct
-	if isCC(acct) {
-		go s.requestCC(ctx, first, name, version, acct)
-	} else {
-		go s.deviceAuthorize(ctx, first, name, version, acct)
-	}
+	version, acct := a.version, a.acct
+	go s.startWork(a, func(ctx context.Context) {
+		if isCC(acct) {
+			s.requestCC(ctx, first, name, version, acct)
+		} else {
+			s.deviceAuthorize(ctx, first, name, version, acct)
+		}
+	})()
 	return first
 }
 
@@ -130,27 +132,32 @@ func (s *state) redirectURI(acct *Account) string {
 	return u.String()
 }
 
-// pendingAuth is what the redirect listener needs to finish a code flow.
+// pendingAuth is what the redirect listener needs to finish a code flow;
+// used says its state is used: the login's code has arrived, which decides
+// it, and nothing else is set.
 type pendingAuth struct {
 	name, verifier, redirectURI string
 	version                     uint64
 	acct                        *Account
+	used                        bool
 }
 
-// pendingByState finds the pending request with state st, in constant
-// time: timing must leak nothing of other requests' states.
+// pendingByState finds the pending request with state st, or the account
+// whose login used it, in constant time: timing must leak nothing of other
+// requests' states.
 func (s *state) pendingByState(st string) (pendingAuth, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var found pendingAuth
 	ok := false
 	for name, a := range s.accts {
-		if a.kind != kindPending || a.authState == "" {
-			continue
+		if a.kind == kindPending && a.authState != "" && subtle.ConstantTimeCompare([]byte(a.authState), []byte(st)) == 1 {
+			found, ok = pendingAuth{name, a.verifier, a.redirectURI, a.version, a.acct, false}, true
 		}
-		if subtle.ConstantTimeCompare([]byte(a.authState), []byte(st)) == 1 {
-			found = pendingAuth{name, a.verifier, a.redirectURI, a.version, a.acct}
-			ok = true
+		// Checked last, so that it wins: while its code is being
+		// exchanged, a state is both pending and used.
+		if a.usedState != "" && subtle.ConstantTimeCompare([]byte(a.usedState), []byte(st)) == 1 {
+			found, ok = pendingAuth{used: true}, true
 		}
 	}
 	return found, ok
@@ -162,7 +169,9 @@ func (s *state) authFailed(name string, version uint64, msg string) {
 }
 
 // beginExchange claims a pending request for its code: a reloaded page
-// cannot start a second exchange.
+// cannot start a second exchange. The code decides the login, so the
+// account gets a new version: an error redirect read before this (another
+// tab) then fails nothing.
 func (s *state) beginExchange(p pendingAuth, code string) bool {
 	s.mu.Lock()
 	a := s.accts[p.name]
@@ -170,17 +179,20 @@ func (s *state) beginExchange(p pendingAuth, code string) bool {
 		s.mu.Unlock()
 		return false
 	}
-	a.exchanging = true
-	ctx := s.workCtx(a)
+	a.exchanging, a.usedState, a.version = true, a.authState, s.bump()
+	p.version = a.version
+	run := s.startWork(a, func(ctx context.Context) { s.exchange(ctx, p, code) })
 	s.mu.Unlock()
-	go s.exchange(ctx, p, code)
+	go run()
 	return true
 }
 
 func (s *state) exchange(ctx context.Context, p pendingAuth, code string) {
 	res, err := s.prov.exchangeCode(ctx, p.acct, code, p.verifier, p.redirectURI)
-	if ctx.Err() != nil {
-		return // shutdown, revoke or reload: nobody is waiting for this
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		// Revoke, reload or shutdown (which ends the retries): nobody is
+		// waiting for this.
+		return
 	}
 	if err != nil {
 		logDebug("Code exchange for '%s' failed: %v", p.name, err)
@@ -214,8 +226,8 @@ func (s *state) requestCC(ctx context.Context, first *firstAnswer, name string, 
 func (s *state) deviceAuthorize(ctx context.Context, first *firstAnswer, name string, version uint64, acct *Account) {
 	defer close(first.done)
 	da, err := s.prov.deviceAuthorize(ctx, acct)
-	if ctx.Err() != nil {
-		return
+	if ctx.Err() != nil || s.ctx.Err() != nil {
+		return // nobody will poll for this code after a shutdown
 	}
 	if err != nil {
 		s.failed(name, version, fmt.Sprintf("Device authorisation failed: %v", err), true, true)

@@ -72,6 +72,9 @@ type provider struct {
 	retryDelay time.Duration // pause between those attempts
 	// sleep waits d or until ctx is done; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
+	// stop, once done, ends the pause before a retry: a request already
+	// sent may finish during a shutdown, but no new one starts. nil: never.
+	stop context.Context
 }
 
 // newProvider returns a provider with SPEC.md §7's timeout and retry policy.
@@ -273,11 +276,21 @@ func (p *provider) exchangeCode(ctx context.Context, a *Account, code, verifier,
 			return res, err
 		}
 		logDebug("token request for account '%s' failed (%s); retrying in %s", a.Name, te.Msg, p.retryDelay)
-		if serr := p.sleep(ctx, p.retryDelay); serr != nil {
+		if serr := p.pause(ctx); serr != nil {
 			return tokenResult{}, &tokenError{Transient: true, network: true, cause: serr,
 				Msg: fmt.Sprintf("gave up retrying the token request: %s", te.Msg)}
 		}
 	}
+}
+
+// pause waits retryDelay before a retry, ending early with ctx or stop.
+func (p *provider) pause(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if p.stop != nil {
+		defer context.AfterFunc(p.stop, cancel)()
+	}
+	return p.sleep(ctx, p.retryDelay)
 }
 
 // clientCredentials asks for an app-only token (RFC 6749 §4.4).

@@ -523,6 +523,35 @@ func TestExchangeCodeRetriesConnectionRefused(t *testing.T) {
 	}
 }
 
+// TestExchangeCodeNoRetryAfterStop: once the server begins to stop, the
+// pause before a retry of the code exchange ends and no retry is sent.
+func TestExchangeCodeNoRetryAfterStop(t *testing.T) {
+	srv, calls := dropFirst(t, 100)
+	p := testProvider(nil)
+	stop, stopping := context.WithCancel(context.Background())
+	p.stop = stop
+	p.sleep = func(ctx context.Context, d time.Duration) error {
+		stopping() // shutdown begins during the first pause
+		return sleepCtx(ctx, time.Minute)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.exchangeCode(context.Background(), testAccount(srv.URL), tCode, tVerifier, "http://localhost/")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want the pause cancelled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pause before a retry went on after the server began to stop")
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d attempts, want 1", n)
+	}
+}
+
 // dropFirst returns a server that closes the first n connections without a
 // response and then answers okBody.
 func dropFirst(t *testing.T, n int32) (*httptest.Server, *atomic.Int32) {

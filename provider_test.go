@@ -142,6 +142,7 @@ type fakeFault struct {
 type fakeHold struct {
 	grant string
 	ch    chan struct{}
+	delay time.Duration // instead of ch: answer after delay, even to nobody
 }
 
 // Recognisable prefixes of everything secret the provider issues.
@@ -603,7 +604,9 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.mu.Unlock()
-	if hold != nil {
+	if hold != nil && hold.delay > 0 {
+		time.Sleep(hold.delay)
+	} else if hold != nil {
 		select {
 		case <-hold.ch:
 		case <-p.quit:
@@ -780,7 +783,9 @@ func (p *fakeProvider) handleDevice(w http.ResponseWriter, r *http.Request) {
 		p.devHolds = p.devHolds[1:]
 	}
 	p.mu.Unlock()
-	if hold != nil {
+	if hold != nil && hold.delay > 0 {
+		time.Sleep(hold.delay)
+	} else if hold != nil {
 		select {
 		case <-hold.ch:
 		case <-p.quit:
@@ -1061,6 +1066,15 @@ func (p *fakeProvider) hold(grant string) (release func()) {
 	p.mu.Unlock()
 	var once sync.Once
 	return func() { once.Do(func() { close(h.ch) }) }
+}
+
+// delayNext makes the next token request of the given grant type ("" for
+// any) wait d and then be carried out, a refresh token rotated, even if
+// pizauth has hung up meanwhile: a real provider does not notice.
+func (p *fakeProvider) delayNext(grant string, d time.Duration) {
+	p.mu.Lock()
+	p.holds = append(p.holds, &fakeHold{grant: grant, delay: d})
+	p.mu.Unlock()
 }
 
 // denyNext makes the next authorisation redirect back with

@@ -164,6 +164,9 @@ func (r *redirectListener) handle(c net.Conn) {
 	reply(c, status, body)
 }
 
+// alreadyHandled answers any redirect with a state whose code has arrived.
+const alreadyHandled = "pizauth is already processing this authentication: you can safely close this page."
+
 // respond answers a redirect, starting the exchange of a valid code.
 func (r *redirectListener) respond(req *http.Request) (int, string) {
 	if req.Method != http.MethodGet || req.Host == "" {
@@ -177,6 +180,11 @@ func (r *redirectListener) respond(req *http.Request) (int, string) {
 	p, ok := r.st.pendingByState(st)
 	if !ok {
 		return 200, "pizauth has no pending authorisation matching this request: it may have been used already or replaced. Request a fresh token (e.g. with 'pizauth refresh <account>') and follow the new URL."
+	}
+	// A second tab, a reload or the back button cannot undo a login whose
+	// code has arrived.
+	if p.used {
+		return 200, alreadyHandled
 	}
 	if !r.matches(req, p.redirectURI) {
 		return 404, "Not found."
@@ -194,7 +202,7 @@ func (r *redirectListener) respond(req *http.Request) (int, string) {
 		return 400, "The request has no 'code' parameter."
 	}
 	if !r.st.beginExchange(p, code) {
-		return 200, "pizauth is already processing this authentication: you can safely close this page."
+		return 200, alreadyHandled
 	}
 	return 200, "pizauth processing authentication: you can safely close this page."
 }

@@ -52,6 +52,9 @@ func (s *state) due(now stamp) ([]job, time.Duration) {
 	defer s.mu.Unlock()
 	var jobs []job
 	next := time.Duration(-1)
+	if s.ctx.Err() != nil {
+		return nil, next // shutting down: nothing new starts
+	}
 	later := func(d time.Duration) {
 		if next < 0 || d < next {
 			next = max(d, 0)
@@ -97,9 +100,8 @@ func (s *state) due(now stamp) ([]job, time.Duration) {
 						later(d)
 					} else {
 						a.polling = true
-						ctx := s.workCtx(a)
 						name, version, acct, dc := name, a.version, a.acct, a.device.DeviceCode
-						jobs = append(jobs, func() { s.pollDevice(ctx, name, version, acct, dc) })
+						jobs = append(jobs, s.startWork(a, func(ctx context.Context) { s.pollDevice(ctx, name, version, acct, dc) }))
 					}
 				}
 			}
@@ -155,9 +157,8 @@ func (s *state) refresher(ctx context.Context) {
 func (s *state) claimRefresh(name string, a *acctState, now stamp) job {
 	a.refreshing = true
 	a.lastAttempt = now
-	ctx := s.workCtx(a)
 	version, acct, rt := a.version, a.acct, a.refresh
-	return func() { s.doRefresh(ctx, name, version, acct, rt) }
+	return s.startWork(a, func(ctx context.Context) { s.doRefresh(ctx, name, version, acct, rt) })
 }
 
 // transientLimit is how many transient failures in a row make pizauth ask

@@ -205,14 +205,15 @@ func (s *server) closeListeners() {
 }
 
 // shutdown stops the server, refusing new work at once but answering until
-// the queued token events have run, so token_event_cmd can `pizauth dump`.
+// the token requests already sent have finished (see drain) and the token
+// events have run, so token_event_cmd can `pizauth dump` what they gave.
 func (s *server) shutdown() {
 	s.shutdownOnce.Do(func() {
 		logInfo("Shutting down")
 		s.stopping.Store(true)
 		s.http.close()
 		s.https.close()
-		s.cancel()
+		s.st.drain(s.cancel)
 		s.st.events.close(eventQueueDrainTimeout)
 		s.unix.Close()
 		s.lock.Close()

@@ -78,6 +78,10 @@ type acctState struct {
 	exchanging  bool   // a code has arrived and is being exchanged
 	lastNotify  stamp
 
+	// The state of the last login whose code arrived, kept by reset: any
+	// later redirect with it is answered "already handled".
+	usedState string
+
 	first *firstAnswer // a first device or client-credentials request
 
 	// Pending (device flow); device is nil until the endpoint has answered.
@@ -103,7 +107,7 @@ func (a *acctState) reset() {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	*a = acctState{acct: a.acct, version: a.version}
+	*a = acctState{acct: a.acct, version: a.version, usedState: a.usedState}
 }
 
 func (a *acctState) expired(now stamp) bool { return elapsed(now, a.obtained) >= a.lifetime }
@@ -126,7 +130,13 @@ type state struct {
 
 	clock  func() stamp    // tests replace it to move time by hand
 	wakeCh chan struct{}   // pokes the refresher after a change
-	ctx    context.Context // cancelled at shutdown
+	ctx    context.Context // cancelled, with mu held, when shutdown begins
+
+	// Slow work runs under work, not ctx: a token request already sent
+	// outlives the start of a shutdown (see drain). busy counts it.
+	work    context.Context
+	endWork context.CancelFunc
+	busy    sync.WaitGroup
 
 	prov   *provider
 	events *eventQueue
@@ -146,6 +156,8 @@ func newState(ctx context.Context, conf *Config, prov *provider) *state {
 		ctx:    ctx,
 		prov:   prov,
 	}
+	s.work, s.endWork = context.WithCancel(context.Background())
+	prov.stop = ctx // no retry starts once shutdown has begun
 	s.events = newEventQueue(func() string {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -178,15 +190,48 @@ func (s *state) wake() {
 	}
 }
 
-// workCtx makes the context of a's slow work, for the next transition to
-// cancel; the previous one, finished, is released. Called with s.mu held.
-func (s *state) workCtx(a *acctState) context.Context {
+// startWork makes f, slow work for a, into a job to run without the lock.
+// Its context is for the next transition to cancel (the previous one,
+// finished, is released), and shutdown waits for it. Work claimed once
+// shutdown has begun runs with its context cancelled: it sends nothing.
+// Called with s.mu held.
+func (s *state) startWork(a *acctState, f func(ctx context.Context)) job {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := context.WithCancel(s.work)
 	a.cancel = cancel
-	return ctx
+	if s.ctx.Err() != nil {
+		cancel()
+		return func() { f(ctx) }
+	}
+	s.busy.Add(1)
+	return func() { defer s.busy.Done(); f(ctx) }
+}
+
+// workGrace is how long shutdown waits for token requests already sent.
+const workGrace = 10 * time.Second
+
+// drain begins the shutdown of the state: stop (the cancel of s.ctx) ends
+// the refresher, logins and notifications, and no slow work starts after
+// it. Requests already sent may finish within workGrace: a provider that
+// rotates refresh tokens has retired the one the last save holds once it
+// has seen the request, so its answer is the only live one. It returns
+// once all slow work has, its token events queued.
+func (s *state) drain(stop context.CancelFunc) {
+	s.mu.Lock()
+	stop() // with the lock held: startWork sees it, or was counted first
+	s.mu.Unlock()
+	idle := make(chan struct{})
+	go func() { s.busy.Wait(); close(idle) }()
+	select {
+	case <-idle:
+		return
+	case <-time.After(workGrace):
+		logWarn("Stopping without the answers to token requests still running after %s: an account whose provider replaced its refresh token meanwhile will need a new login ('pizauth show ACCOUNT' once the server runs again)", workGrace)
+	}
+	s.endWork()
+	<-idle
 }
 
 // pace is the least time between two attempts at the same request.
@@ -251,7 +296,7 @@ func (s *state) answerOnce(name string, noURL, explicit bool) (string, *firstAns
 		return "", nil, noAccount(name)
 	}
 	now := s.clock()
-	if s.ctx.Err() != nil && (a.kind != kindActive || a.expired(now)) {
+	if s.ctx.Err() != nil && (explicit || a.kind != kindActive || a.expired(now)) {
 		// Shutting down: a valid token is still served, but nothing new
 		// starts, least of all a login whose redirect nobody would receive.
 		s.mu.Unlock()
@@ -259,7 +304,7 @@ func (s *state) answerOnce(name string, noURL, explicit bool) (string, *firstAns
 	}
 	switch a.kind {
 	case kindActive:
-		if !a.expired(now) && !(explicit && a.renewable()) {
+		if !a.expired(now) && !explicit {
 			tok := a.access
 			s.mu.Unlock()
 			return tok, nil, nil
