@@ -839,7 +839,8 @@ func TestE2ETransientRefreshErrors(t *testing.T) {
 // expired token whose refresh keeps failing (a provider answering 503)
 // gets one attempt per refresh_retry however often `show` asks, so a
 // failing transient_error_if_cmd cannot invalidate it within seconds; show
-// says truthfully what failed and when the next attempt is due, and an
+// says truthfully what failed, when the next attempt is due and how to log
+// in again instead, and an
 // explicit `pizauth refresh` still asks at once.
 func TestE2EShowRespectsRetryPacing(t *testing.T) {
 	t.Parallel()
@@ -857,7 +858,7 @@ func TestE2EShowRespectsRetryPacing(t *testing.T) {
 	s.waitFor(t, func() bool {
 		return strings.HasPrefix(s.state(t, "acct"), "Access token expired (last refresh attempt ")
 	}, "the token to expire")
-	want := regexp.MustCompile(`^ERROR - Access token has expired; the last refresh attempt failed \(token endpoint returned error "temporarily_unavailable" \(HTTP 503\)\): the next is due in 4m[0-9]+s\n$`)
+	want := regexp.MustCompile(`^ERROR - Access token has expired and refreshing it failed \(token endpoint returned error "temporarily_unavailable" \(HTTP 503\)\); pizauth keeps the login and tries again in 4m[0-9]+s\. To log in again instead, run 'pizauth revoke acct', then 'pizauth show acct'\n$`)
 	for i := 0; i < 20; i++ {
 		if got := s.showErr(t, "acct"); !want.MatchString(got) {
 			t.Fatalf("show %d of an expired token: %q", i+1, got)

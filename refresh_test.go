@@ -24,23 +24,26 @@ func TestRefreshWait(t *testing.T) {
 		acct         *Account
 		lifetime     time.Duration
 		sinceAttempt time.Duration
+		retryAfter   time.Duration // the failed answer's Retry-After
 		failures     int
 		due          time.Duration // after the token was obtained, or after the last attempt
 	}{
-		{"short-lived token: before expiry", acct, time.Hour, 0, 0, time.Hour - 90*time.Second},
-		{"long-lived token: refresh_at_least", acct, 24 * time.Hour, 0, 0, 90 * time.Minute},
-		{"token shorter than refresh_before_expiry: half its lifetime", acct, 30 * time.Second, 0, 0, 15 * time.Second},
-		{"12 s token, 6 s before expiry: refresh_retry does not postpone it", func() *Account { a := schedAccount("b"); a.RefreshBeforeExpiry = 6 * time.Second; return a }(), 12 * time.Second, 0, 0, 6 * time.Second},
-		{"expires_in 0: no tight loop", acct, 0, 0, 0, time.Second},
-		{"expires_in 1: no tight loop", acct, time.Second, 0, 0, time.Second},
-		{"after a failure: retry interval", acct, time.Hour, 0, 1, 40 * time.Second},
-		{"after many failures: still the retry interval", acct, time.Hour, 0, 7, 40 * time.Second},
-		{"all times 0s: a one-second floor", zero, time.Hour, 0, 0, time.Second},
-		{"refresh_retry 0s after a failure: a one-second floor", zero, time.Hour, 0, 3, time.Second},
+		{"short-lived token: before expiry", acct, time.Hour, 0, 0, 0, time.Hour - 90*time.Second},
+		{"long-lived token: refresh_at_least", acct, 24 * time.Hour, 0, 0, 0, 90 * time.Minute},
+		{"token shorter than refresh_before_expiry: half its lifetime", acct, 30 * time.Second, 0, 0, 0, 15 * time.Second},
+		{"12 s token, 6 s before expiry: refresh_retry does not postpone it", func() *Account { a := schedAccount("b"); a.RefreshBeforeExpiry = 6 * time.Second; return a }(), 12 * time.Second, 0, 0, 0, 6 * time.Second},
+		{"expires_in 0: no tight loop", acct, 0, 0, 0, 0, time.Second},
+		{"expires_in 1: no tight loop", acct, time.Second, 0, 0, 0, time.Second},
+		{"after a failure: retry interval", acct, time.Hour, 0, 0, 1, 40 * time.Second},
+		{"after many failures: still the retry interval", acct, time.Hour, 0, 0, 7, 40 * time.Second},
+		{"Retry-After beyond refresh_retry: not asked again before it", acct, time.Hour, 0, 2 * time.Minute, 1, 2 * time.Minute},
+		{"Retry-After within refresh_retry: refresh_retry", acct, time.Hour, 0, 10 * time.Second, 3, 40 * time.Second},
+		{"all times 0s: a one-second floor", zero, time.Hour, 0, 0, 0, time.Second},
+		{"refresh_retry 0s after a failure: a one-second floor", zero, time.Hour, 0, 0, 3, time.Second},
 	} {
 		for _, age := range []time.Duration{0, 10 * time.Second} {
 			since := tc.sinceAttempt + age
-			got := refreshWait(tc.acct, tc.lifetime, age, since, tc.failures)
+			got := refreshWait(tc.acct, tc.lifetime, age, since, tc.retryAfter, tc.failures)
 			if want := tc.due - age; got != want {
 				t.Errorf("%s, %v on: wait %v, want %v", tc.name, age, got, want)
 			}
