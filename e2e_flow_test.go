@@ -835,6 +835,62 @@ func TestE2ETransientRefreshErrors(t *testing.T) {
 	}
 }
 
+// TestE2EOutageKeepsLogin: a CDN in front of the provider answers refreshes
+// with its HTML 520 page for longer than the token lives. The login is kept
+// (no token_invalidated, no new login URL), error_notify_cmd hears of the
+// outage once with its reason, every attempt is logged at info level, show
+// says at once what is going on and how to log in again instead, and the
+// first refresh the provider answers brings a token. A new outage is
+// notified again.
+func TestE2EOutageKeepsLogin(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	p.setExpiresIn(3)
+	dir := t.TempDir()
+	events, errs := filepath.Join(dir, "events"), filepath.Join(dir, "errors")
+	s := startSrv(t, e2eConf(map[string]string{
+		"token_event_cmd":  hookAppend(events, "$PIZAUTH_EVENT"),
+		"error_notify_cmd": hookAppend(errs, "$PIZAUTH_ACCOUNT $PIZAUTH_MSG"),
+	}, p.account("acct", p.addClient(fakeClient{}), "")))
+	const page = "<!DOCTYPE html><html><head><title>login.example.com | 520: Web server is returning an unknown error</title></head><body>Ray ID: 8f0e1d2c3b4a5968</body></html>"
+	p.failNext("refresh_token", 6, 520, "text/html; charset=UTF-8", page)
+	tok := s.authorise(t, "acct")
+	outage := regexp.MustCompile(`^ERROR - Access token has expired and refreshing it failed \(token endpoint returned HTTP 520 \(text/html\)\); pizauth keeps the login and tries again (now|in 1s)\. To log in again instead, run 'pizauth revoke acct', then 'pizauth show acct'\n$`)
+	var shown string
+	s.waitFor(t, func() bool {
+		_, shown, _ = s.run("show", "acct")
+		return outage.MatchString(shown) || p.count("refresh_token") > 6
+	}, "show to explain the outage")
+	if !outage.MatchString(shown) {
+		t.Errorf("show during the outage: %q", shown)
+	}
+	tok2 := s.waitToken(t, "acct", tok)
+	if tok2 != p.lastToken(p.requests("/token", "refresh_token")[0].ClientID) {
+		t.Errorf("after the outage show printed %q, not the new token", tok2)
+	}
+	if n := p.count("refresh_token"); n != 7 {
+		t.Errorf("%d refresh requests, want 6 failed and 1 answered", n)
+	}
+	if l := e2eLines(errs); len(l) != 1 || l[0] != "acct Token refresh failed, pizauth keeps the login and retries until the provider answers: token endpoint returned HTTP 520 (text/html)" {
+		t.Errorf("error_notify_cmd during the outage: %q; want one line with the reason", l)
+	}
+	if got := e2eCompress(e2eLines(events)); !slices.Equal(got, []string{"token_new", "token_refreshed"}) {
+		t.Errorf("token events %q; want the login kept", got)
+	}
+	for i := 1; i <= 6; i++ {
+		if want := fmt.Sprintf("INFO Transient error refreshing 'acct' (attempt %d), will retry: token endpoint returned HTTP 520 (text/html); next attempt in 1s", i); !strings.Contains(s.logs(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if len(p.requests("/authorize", "")) != 1 {
+		t.Errorf("the outage started a new login")
+	}
+
+	p.failNextJSON("refresh_token", 1, 503, `{"error":"temporarily_unavailable"}`)
+	s.mustRun(t, "refresh", "acct")
+	s.waitFor(t, func() bool { return len(e2eLines(errs)) == 2 }, "error_notify_cmd for a second outage")
+}
+
 // TestE2EShowRespectsRetryPacing: mail programs poll `show` constantly. An
 // expired token whose refresh keeps failing (a provider answering 503)
 // gets one attempt per refresh_retry however often `show` asks, so a
@@ -964,7 +1020,8 @@ func TestE2ETransientErrorIfCmd(t *testing.T) {
 }
 
 // TestE2EInvalidGrantInvalidates: a 400 invalid_grant on refresh empties
-// the account and tells the user.
+// the account and tells the user, in plain words, the usual causes and
+// what to do.
 func TestE2EInvalidGrantInvalidates(t *testing.T) {
 	t.Parallel()
 	p := newFakeProvider(t)
@@ -982,6 +1039,13 @@ func TestE2EInvalidGrantInvalidates(t *testing.T) {
 	s.waitFor(t, func() bool { return slices.Contains(e2eLines(events), "token_invalidated") }, "token_invalidated")
 	if n := p.count("refresh_token"); n != 1 {
 		t.Errorf("%d refresh attempts, want 1 (invalid_grant is permanent)", n)
+	}
+	want := `acct Token refresh failed: token endpoint returned error "invalid_grant" (HTTP 400): Token has been expired or revoked. The provider no longer accepts this login: usually the password was changed or the access revoked; a Google app in "testing" status gets refresh tokens that die after 7 days, and Microsoft's expire after 90 days unused. Run 'pizauth show acct' to log in again`
+	if got := e2eLines(errs); len(got) != 1 || got[0] != want {
+		t.Errorf("error_notify_cmd got %q, want %q", got, want)
+	}
+	if !strings.Contains(s.logs(), "ERROR acct: "+strings.TrimPrefix(want, "acct ")) {
+		t.Errorf("the log does not say what happened and what to do")
 	}
 	s.pendingURL(t, "acct")
 }
