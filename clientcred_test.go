@@ -88,8 +88,8 @@ func TestE2EClientCredentials(t *testing.T) {
 	}
 }
 
-// TestE2EClientCredentialsFailures: a 503 is transient (the token is kept
-// and the renewal retried); invalid_client on the first request or on a
+// TestE2EClientCredentialsFailures: a 503 is transient (the token is kept,
+// the renewal retried, error_notify_cmd told once); invalid_client on the first request or on a
 // renewal is permanent: the account is Empty, error_notify_cmd says why,
 // and show reports it without asking again before refresh_retry. A reload
 // that changes the secret drops the token.
@@ -130,13 +130,17 @@ func TestE2EClientCredentialsFailures(t *testing.T) {
 		t.Errorf("a transient failure replaced the token")
 	}
 	s.waitToken(t, "app", tok)
+	s.waitFor(t, func() bool { return len(e2eLines(errs)) == 2 }, "error_notify_cmd for the outage")
+	if l := e2eLines(errs); !strings.HasPrefix(l[1], "app Token refresh failed, pizauth keeps the login") {
+		t.Errorf("error_notify_cmd after a transient failure: %q", l)
+	}
 
 	// invalid_client on renewal drops it and says why.
 	p.failNextJSON("client_credentials", 1, 401, `{"error":"invalid_client"}`)
 	s.mustRun(t, "refresh", "app")
 	s.waitFor(t, func() bool { return s.state(t, "app") == "No access token" }, "the permanent failure")
-	s.waitFor(t, func() bool { return len(e2eLines(errs)) == 2 }, "error_notify_cmd")
-	if l := e2eLines(errs)[1]; !strings.HasPrefix(l, `app Token refresh failed: token endpoint returned error "invalid_client"`) {
+	s.waitFor(t, func() bool { return len(e2eLines(errs)) == 3 }, "error_notify_cmd")
+	if l := e2eLines(errs)[2]; !strings.HasPrefix(l, `app Token refresh failed: token endpoint returned error "invalid_client"`) {
 		t.Errorf("error_notify_cmd: %q", l)
 	}
 	tok = s.waitToken(t, "app", "")

@@ -527,6 +527,31 @@ func (s *srv) statusJSON(t *testing.T) (e2eStatusJSON, string) {
 	return st, out
 }
 
+// TestE2ERevokeAlreadyRevoked: Google answers 400 invalid_token for a
+// token it no longer knows, such as the access token once its refresh
+// token is revoked. That is a revoked token: logged at info level, no
+// error_notify_cmd.
+func TestE2ERevokeAlreadyRevoked(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	errs := filepath.Join(t.TempDir(), "errors")
+	s := startSrv(t, e2eConf(map[string]string{"error_notify_cmd": hookAppend(errs, "$PIZAUTH_ACCOUNT $PIZAUTH_MSG")},
+		p.account("acct", p.addClient(fakeClient{Revoke: true}), "")))
+	s.authorise(t, "acct")
+	p.failNextRevoke(200, "application/json", "")
+	p.failNextRevoke(400, "application/json; charset=utf-8", `{"error":"invalid_token","error_description":"Token expired or revoked"}`)
+	s.mustRun(t, "revoke", "acct")
+	want := "INFO Account 'acct': the provider no longer knows the access token: it was already revoked"
+	s.waitFor(t, func() bool { return strings.Contains(s.logs(), want) }, "the log to say the access token was already revoked")
+	s.mustRun(t, "status") // the notification, if any, would have started by now
+	if got := e2eRead(errs); got != "" {
+		t.Errorf("error_notify_cmd ran for an already revoked token: %q", got)
+	}
+	if strings.Contains(s.logs(), " ERROR ") {
+		t.Errorf("an already revoked token logged as an error:\n%s", s.logs())
+	}
+}
+
 // TestE2EStatusJSONFormat: `status -j` gives the format version and, per
 // account in name order, its state, times and any pending user code, and
 // never a token.

@@ -904,11 +904,73 @@ func TestE2ETransientRefreshErrors(t *testing.T) {
 	}
 }
 
+// TestE2EOutageKeepsLogin: a CDN in front of the provider answers refreshes
+// with its HTML 520 page for longer than the token lives. The login is kept
+// (no token_invalidated, no new login URL), error_notify_cmd hears of the
+// outage once with its reason, every attempt is logged at info level, show
+// says at once what is going on and how to log in again instead, and the
+// first refresh the provider answers brings a token. A new outage is
+// notified again.
+func TestE2EOutageKeepsLogin(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	p.setExpiresIn(3)
+	dir := t.TempDir()
+	events, errs := filepath.Join(dir, "events"), filepath.Join(dir, "errors")
+	s := startSrv(t, e2eConf(map[string]string{
+		"token_event_cmd":  hookAppend(events, "$PIZAUTH_EVENT"),
+		"error_notify_cmd": hookAppend(errs, "$PIZAUTH_ACCOUNT $PIZAUTH_MSG"),
+	}, p.account("acct", p.addClient(fakeClient{}), "")))
+	const page = "<!DOCTYPE html><html><head><title>login.example.com | 520: Web server is returning an unknown error</title></head><body>Ray ID: 8f0e1d2c3b4a5968</body></html>"
+	p.failNext("refresh_token", 6, 520, "text/html; charset=UTF-8", page)
+	tok := s.authorise(t, "acct")
+	outage := regexp.MustCompile(`^ERROR - Access token has expired and refreshing it failed \(token endpoint returned HTTP 520 \(text/html\)\); pizauth keeps the login and tries again (now|in 1s)\. To log in again instead, run 'pizauth revoke acct', then 'pizauth show acct'\n$`)
+	var shown string
+	s.waitFor(t, func() bool {
+		_, shown, _ = s.run("show", "acct")
+		return outage.MatchString(shown) || p.count("refresh_token") > 6
+	}, "show to explain the outage")
+	if !outage.MatchString(shown) {
+		t.Errorf("show during the outage: %q", shown)
+	}
+	tok2 := s.waitToken(t, "acct", tok)
+	reqs := p.requests("/token", "refresh_token")
+	if !slices.Contains(p.tokens(reqs[0].ClientID), tok2) {
+		t.Errorf("after the outage show printed %q, not a token the provider issued", tok2)
+	}
+	var statuses []int
+	for _, r := range reqs[:min(len(reqs), 7)] {
+		statuses = append(statuses, r.Status)
+	}
+	if !slices.Equal(statuses, []int{520, 520, 520, 520, 520, 520, 200}) {
+		t.Errorf("refresh answers %v, want six 520s and then a token", statuses)
+	}
+	if l := e2eLines(errs); len(l) != 1 || l[0] != "acct Token refresh failed, pizauth keeps the login and retries until the provider answers: token endpoint returned HTTP 520 (text/html)" {
+		t.Errorf("error_notify_cmd during the outage: %q; want one line with the reason", l)
+	}
+	if got := e2eCompress(e2eLines(events)); !slices.Equal(got, []string{"token_new", "token_refreshed"}) {
+		t.Errorf("token events %q; want the login kept", got)
+	}
+	for i := 1; i <= 6; i++ {
+		if want := fmt.Sprintf("INFO Transient error refreshing 'acct' (attempt %d), will retry: token endpoint returned HTTP 520 (text/html); next attempt in 1s", i); !strings.Contains(s.logs(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if len(p.requests("/authorize", "")) != 1 {
+		t.Errorf("the outage started a new login")
+	}
+
+	p.failNextJSON("refresh_token", 1, 503, `{"error":"temporarily_unavailable"}`)
+	s.mustRun(t, "refresh", "acct")
+	s.waitFor(t, func() bool { return len(e2eLines(errs)) == 2 }, "error_notify_cmd for a second outage")
+}
+
 // TestE2EShowRespectsRetryPacing: mail programs poll `show` constantly. An
 // expired token whose refresh keeps failing (a provider answering 503)
 // gets one attempt per refresh_retry however often `show` asks, so a
 // failing transient_error_if_cmd cannot invalidate it within seconds; show
-// says truthfully what failed and when the next attempt is due, and an
+// says truthfully what failed, when the next attempt is due and how to log
+// in again instead, and an
 // explicit `pizauth refresh` still asks at once.
 func TestE2EShowRespectsRetryPacing(t *testing.T) {
 	t.Parallel()
@@ -923,10 +985,13 @@ func TestE2EShowRespectsRetryPacing(t *testing.T) {
 	s.authorise(t, "acct")
 	p.failNextJSON("refresh_token", 100, 503, `{"error":"temporarily_unavailable"}`)
 	s.waitFor(t, func() bool { return p.count("refresh_token") == 1 }, "the scheduled refresh")
+	// The log line follows the failure's record: no show can find the
+	// refresh still running.
+	s.waitFor(t, func() bool { return strings.Contains(s.logs(), "Transient error refreshing 'acct' (attempt 1)") }, "the refresh to fail")
 	s.waitFor(t, func() bool {
 		return strings.HasPrefix(s.state(t, "acct"), "Access token expired (last refresh attempt ")
 	}, "the token to expire")
-	want := regexp.MustCompile(`^ERROR - Access token has expired; the last refresh attempt failed \(token endpoint returned error "temporarily_unavailable" \(HTTP 503\)\): the next is due in 4m[0-9]+s\n$`)
+	want := regexp.MustCompile(`^ERROR - Access token has expired and refreshing it failed \(token endpoint returned error "temporarily_unavailable" \(HTTP 503\)\); pizauth keeps the login and tries again in 4m[0-9]+s\. To log in again instead, run 'pizauth revoke acct', then 'pizauth show acct'\n$`)
 	for i := 0; i < 20; i++ {
 		if got := s.showErr(t, "acct"); !want.MatchString(got) {
 			t.Fatalf("show %d of an expired token: %q", i+1, got)
@@ -1052,7 +1117,8 @@ func TestE2ETransientErrorIfCmd(t *testing.T) {
 }
 
 // TestE2EInvalidGrantInvalidates: a 400 invalid_grant on refresh empties
-// the account and tells the user.
+// the account and tells the user, in plain words, the usual causes and
+// what to do.
 func TestE2EInvalidGrantInvalidates(t *testing.T) {
 	t.Parallel()
 	p := newFakeProvider(t)
@@ -1070,6 +1136,13 @@ func TestE2EInvalidGrantInvalidates(t *testing.T) {
 	s.waitFor(t, func() bool { return slices.Contains(e2eLines(events), "token_invalidated") }, "token_invalidated")
 	if n := p.count("refresh_token"); n != 1 {
 		t.Errorf("%d refresh attempts, want 1 (invalid_grant is permanent)", n)
+	}
+	want := `acct Token refresh failed: token endpoint returned error "invalid_grant" (HTTP 400): Token has been expired or revoked. The provider no longer accepts this login: usually the password was changed or the access revoked; a Google app in "testing" status gets refresh tokens that die after 7 days, and Microsoft's expire after 90 days unused. Run 'pizauth show acct' to log in again`
+	if got := e2eLines(errs); len(got) != 1 || got[0] != want {
+		t.Errorf("error_notify_cmd got %q, want %q", got, want)
+	}
+	if !strings.Contains(s.logs(), "ERROR acct: "+strings.TrimPrefix(want, "acct ")) {
+		t.Errorf("the log does not say what happened and what to do")
 	}
 	s.pendingURL(t, "acct")
 }

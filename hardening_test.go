@@ -424,7 +424,7 @@ func TestHungTokenEndpointDelaysNobody(t *testing.T) {
 // endpoint into a transient failure: the token is kept, the failure logged
 // without secrets, and the refresh retried refresh_retry later.
 func TestHungTokenEndpointTimesOut(t *testing.T) {
-	logs := captureLog(t, lvlWarn)
+	logs := captureLog(t, lvlInfo)
 	hang, arrived := hangingEndpoint(t)
 	stuck := schedAccount("stuck")
 	stuck.TokenURI = hang.URL

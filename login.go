@@ -165,7 +165,7 @@ func (s *state) pendingByState(st string) (pendingAuth, bool) {
 
 // authFailed returns a pending account to Empty and tells the user why.
 func (s *state) authFailed(name string, version uint64, msg string) {
-	s.failed(name, version, msg, false, true)
+	s.failed(name, version, msg, nil, true)
 }
 
 // beginExchange claims a pending request for its code: a reloaded page
@@ -212,13 +212,14 @@ func (s *state) requestCC(ctx context.Context, first *firstAnswer, name string, 
 		s.adopt(name, version, res, "token_new")
 	default:
 		// A transient failure is nothing the user can act on: it goes to
-		// the log and to the next show, which retries after refresh_retry.
+		// the log and to the next show, which retries after refresh_retry
+		// or Retry-After.
 		var te *tokenError
-		transient := errors.As(err, &te) && te.Transient
-		if transient {
-			logWarn("Transient error requesting a token for '%s', will retry: %v", name, err)
+		final := errors.As(err, &te) && te.Permanent
+		if !final {
+			logInfo("Transient error requesting a token for '%s', will retry: %v", name, err)
 		}
-		s.failed(name, version, fmt.Sprintf("Token request failed: %v", err), true, !transient)
+		s.failed(name, version, fmt.Sprintf("Token request failed: %v", err), err, final)
 	}
 }
 
@@ -230,7 +231,7 @@ func (s *state) deviceAuthorize(ctx context.Context, first *firstAnswer, name st
 		return // nobody will poll for this code after a shutdown
 	}
 	if err != nil {
-		s.failed(name, version, fmt.Sprintf("Device authorisation failed: %v", err), true, true)
+		s.failed(name, version, fmt.Sprintf("Device authorisation failed: %v", err), err, true)
 		return
 	}
 	s.mu.Lock()
@@ -272,11 +273,17 @@ func (s *state) pollDevice(ctx context.Context, name string, version uint64, acc
 		return
 	}
 	a.polling = false
-	// slow_down first: it may come with a transient status such as 429.
+	// The provider's "not yet" first: slow_down may come with a 429. Only
+	// a failure to answer stretches the interval, until the next answer.
+	fails := a.pollFails
+	a.pollFails, a.retryAfter = 0, 0
 	switch {
 	case te != nil && te.Code == "slow_down":
 		a.interval += 5 * time.Second
-	case te != nil && te.Code == "authorization_pending", te != nil && te.Transient:
+	case te != nil && te.Code == "authorization_pending":
+	case te == nil || !te.Permanent:
+		a.pollFails, a.retryAfter = fails+1, retryAfterOf(err)
+		defer logInfo("Transient error polling for '%s' (attempt %d), will retry: %v", name, fails+1, err) // once unlocked
 	default:
 		msg := fmt.Sprintf("Device authorisation failed: %v", err)
 		switch {

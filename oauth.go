@@ -35,7 +35,10 @@ const (
 	// argument list.
 	maxShownURL = 2 << 10
 	// maxUserCode bounds a device user code; real ones are 8 or 9 letters.
-	maxUserCode           = 64
+	maxUserCode = 64
+	// maxRetryAfter caps the Retry-After we honour, so that a broken or
+	// hostile header cannot park an account for days.
+	maxRetryAfter         = time.Hour
 	defaultDeviceInterval = 5 * time.Second
 	// userAgent: some providers reject an empty one.
 	userAgent = "pizauth"
@@ -51,10 +54,14 @@ type tokenResult struct {
 // tokenError is every failure of a provider request. Msg is one line, fit
 // to show a user, and contains no secret.
 type tokenError struct {
-	Transient bool   // network trouble, timeouts, HTTP 408, 429, 5xx: retry later
-	Status    int    // HTTP status; 0 when no response arrived
-	Code      string // the OAuth `error` code, "" when there was none
-	Msg       string
+	// Permanent is the provider's own verdict that the grant is over (see
+	// permanent), or a configuration error; anything else may pass and is
+	// retried.
+	Permanent  bool
+	RetryAfter time.Duration // the answer's Retry-After, at most maxRetryAfter
+	Status     int           // HTTP status; 0 when no response arrived
+	Code       string        // the OAuth `error` code, "" when there was none
+	Msg        string
 
 	network bool  // no complete response: exchangeCode retries these
 	cause   error // for errors.Is; never part of Msg verbatim
@@ -165,9 +172,9 @@ func authURL(a *Account, redirectURI, state, challenge string) string {
 // post is the one place that sends a form to a provider, with client
 // authentication (RFC 6749 §2.3.1): the secret in HTTP Basic or the body,
 // never both. Bounded by p.timeout and maxResponseBody; err is *tokenError.
-func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Values) (status int, contentType string, body []byte, err error) {
+func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Values) (status int, hdr http.Header, body []byte, err error) {
 	if err := checkURL(uri); err != nil {
-		return 0, "", nil, &tokenError{Msg: fmt.Sprintf("an endpoint URL %v; fix it in the configuration", err)}
+		return 0, nil, nil, &tokenError{Permanent: true, Msg: fmt.Sprintf("an endpoint URL %v; fix it in the configuration", err)}
 	}
 	u, _ := url.Parse(uri)
 	host := u.Host
@@ -187,7 +194,7 @@ func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Va
 	defer cancel()
 	req, rerr := http.NewRequestWithContext(rctx, http.MethodPost, uri, strings.NewReader(vals.Encode()))
 	if rerr != nil {
-		return 0, "", nil, &tokenError{Msg: fmt.Sprintf("cannot build a request for %s; check the endpoint URL in the configuration", host)}
+		return 0, nil, nil, &tokenError{Permanent: true, Msg: fmt.Sprintf("cannot build a request for %s; check the endpoint URL in the configuration", host)}
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -199,31 +206,27 @@ func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Va
 
 	resp, derr := p.client.Do(req)
 	if derr != nil {
-		return 0, "", nil, p.networkError(ctx, rctx, host, derr)
+		return 0, nil, nil, p.networkError(ctx, rctx, host, derr)
 	}
 	defer resp.Body.Close()
-	status = resp.StatusCode
-	contentType = resp.Header.Get("Content-Type")
+	status, hdr = resp.StatusCode, resp.Header
 	body, derr = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
 	if derr != nil {
 		te := p.networkError(ctx, rctx, host, derr)
 		te.Status = status
-		return status, contentType, nil, te
+		return status, hdr, nil, te
 	}
 	if len(body) > maxResponseBody {
-		return status, contentType, nil, &tokenError{
-			Transient: transientStatus(status),
-			Status:    status,
-			Msg:       fmt.Sprintf("%s sent a response larger than 1 MiB (HTTP %d)", host, status),
-		}
+		return status, hdr, nil, &tokenError{Status: status,
+			Msg: fmt.Sprintf("%s sent a response larger than 1 MiB (HTTP %d)", host, status)}
 	}
-	return status, contentType, body, nil
+	return status, hdr, body, nil
 }
 
 // networkError describes a failure to get a complete response, without a
 // *url.Error's text, which repeats the URL (and a proxy's credentials).
 func (p *provider) networkError(parent, rctx context.Context, host string, err error) *tokenError {
-	te := &tokenError{Transient: true, network: true, cause: err}
+	te := &tokenError{network: true, cause: err}
 	var ne net.Error
 	switch {
 	case parent.Err() != nil:
@@ -242,22 +245,47 @@ func (p *provider) networkError(parent, rctx context.Context, host string, err e
 	return te
 }
 
-func transientStatus(status int) bool {
-	switch status {
-	case http.StatusRequestTimeout, http.StatusTooManyRequests,
-		http.StatusInternalServerError, http.StatusBadGateway,
-		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
+// permanent is the one rule for which answers end a grant: only the
+// provider's own verdict, a JSON object whose `error` is a code other than
+// the two RFC 6749 §5.2 defines for passing trouble, sent with a 4xx status
+// other than 408 and 429. Everything else may come from a CDN, a WAF, a
+// proxy or a captive portal between us and the provider (an HTML page, a
+// 52x, a 403, a redirect to a maintenance page, a 200 that is no token), or
+// from the provider's bad minute, and is retried: dropping a good refresh
+// token costs the user a login, retrying a dead one only a request.
+func permanent(status int, code string) bool {
+	switch {
+	case status < 400, status >= 500, status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
+		return false
 	}
-	return false
+	return code != "" && code != "temporarily_unavailable" && code != "server_error"
 }
 
-func (p *provider) tokenRequest(ctx context.Context, a *Account, form url.Values) (tokenResult, error) {
-	status, ct, body, err := p.post(ctx, a, a.TokenURI, form)
-	if err != nil {
-		return tokenResult{}, err
+// retryAfter reads a Retry-After header (RFC 9110 §10.2.3: delta-seconds or
+// an HTTP date) as a wait from now, capped at maxRetryAfter; 0 when absent,
+// past or unreadable.
+func retryAfter(v string, now time.Time) time.Duration {
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		d = time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
 	}
-	return parseTokenResponse(status, ct, body, a, formSecrets(form)...)
+	return min(max(d, 0), maxRetryAfter)
+}
+
+// tokenRequest asks the token endpoint; a failure that may pass carries
+// the answer's Retry-After.
+func (p *provider) tokenRequest(ctx context.Context, a *Account, form url.Values) (tokenResult, error) {
+	status, hdr, body, err := p.post(ctx, a, a.TokenURI, form)
+	var res tokenResult
+	if err == nil {
+		res, err = parseTokenResponse(status, hdr.Get("Content-Type"), body, a, formSecrets(form)...)
+	}
+	if te := (*tokenError)(nil); errors.As(err, &te) && !te.Permanent {
+		te.RetryAfter = retryAfter(hdr.Get("Retry-After"), time.Now())
+	}
+	return res, err
 }
 
 // exchangeCode trades a code for tokens, retrying network failures (a lost
@@ -277,7 +305,7 @@ func (p *provider) exchangeCode(ctx context.Context, a *Account, code, verifier,
 		}
 		logDebug("token request for account '%s' failed (%s); retrying in %s", a.Name, te.Msg, p.retryDelay)
 		if serr := p.pause(ctx); serr != nil {
-			return tokenResult{}, &tokenError{Transient: true, network: true, cause: serr,
+			return tokenResult{}, &tokenError{network: true, cause: serr,
 				Msg: fmt.Sprintf("gave up retrying the token request: %s", te.Msg)}
 		}
 	}
@@ -329,11 +357,11 @@ func (p *provider) deviceAuthorize(ctx context.Context, a *Account) (deviceAuth,
 	if len(a.Scopes) > 0 {
 		form.Set("scope", strings.Join(a.Scopes, " "))
 	}
-	status, ct, body, err := p.post(ctx, a, a.DeviceAuthURI, form)
+	status, hdr, body, err := p.post(ctx, a, a.DeviceAuthURI, form)
 	if err != nil {
 		return deviceAuth{}, err
 	}
-	return parseDeviceResponse(status, ct, body, a)
+	return parseDeviceResponse(status, hdr.Get("Content-Type"), body, a)
 }
 
 // pollDevice asks once whether the user has approved a device request; "not
@@ -354,10 +382,11 @@ func (p *provider) revoke(ctx context.Context, a *Account, token, hint string) e
 	if hint != "" {
 		form.Set("token_type_hint", hint)
 	}
-	status, ct, body, err := p.post(ctx, a, a.RevokeURI, form)
+	status, hdr, body, err := p.post(ctx, a, a.RevokeURI, form)
 	if err != nil {
 		return err
 	}
+	ct := hdr.Get("Content-Type")
 	// RFC 7009 says 200; some servers answer 204.
 	if status >= 200 && status < 300 {
 		return nil
@@ -397,6 +426,8 @@ func parseTokenResponse(status int, contentType string, body []byte, a *Account,
 	if te := responseFailure(what, status, contentType, fields, jerr, body, secretList(a, fields, secrets)); te != nil {
 		return tokenResult{}, te
 	}
+	// Not permanent: a proxy can answer 200 with junk, and if it is the
+	// provider's own broken answer, retrying costs a request, not a login.
 	bad := func(format string, args ...any) (tokenResult, error) {
 		return tokenResult{}, &tokenError{Status: status,
 			Msg: fmt.Sprintf("%s sent an unusable token response (HTTP %d): ", what, status) + fmt.Sprintf(format, args...)}
@@ -522,13 +553,15 @@ func checkShownURL(u string) error {
 // responseFailure returns nil for a 2xx JSON object without `error`, else
 // the *tokenError describing the answer of the endpoint what.
 func responseFailure(what string, status int, contentType string, fields map[string]json.RawMessage, jerr error, body []byte, secrets []string) *tokenError {
-	te := &tokenError{Transient: transientStatus(status), Status: status}
+	te := &tokenError{Status: status}
 	if raw, ok := fields["error"]; ok && string(raw) != "null" {
 		code, err := optString(fields, "error")
 		if err != nil {
+			// Not an RFC 6749 error object, so not the provider's verdict.
 			te.Msg = fmt.Sprintf("%s returned a malformed error (HTTP %d)", what, status)
 			return te
 		}
+		te.Permanent = permanent(status, code)
 		te.Code = clean(redact(code, secrets), maxErrorCode)
 		msg := fmt.Sprintf("%s returned error %q (HTTP %d)", what, te.Code, status)
 		if desc, err := optString(fields, "error_description"); err == nil && desc != "" {

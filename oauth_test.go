@@ -229,7 +229,7 @@ func TestPostDoesNotModifyFormOrFollowRedirects(t *testing.T) {
 		form := url.Values{"refresh_token": {tRefresh}, "grant_type": {"refresh_token"}}
 		_, err := testProvider(nil).tokenRequest(context.Background(), testAccount(srv.URL), form)
 		var te *tokenError
-		if !errors.As(err, &te) || te.Transient || te.Status != code || !strings.Contains(te.Msg, "redirected") {
+		if !errors.As(err, &te) || te.Permanent || te.Status != code || !strings.Contains(te.Msg, "redirected") {
 			t.Fatalf("HTTP %d: err = %#v", code, err)
 		}
 		assertNoSecret(t, err)
@@ -291,7 +291,7 @@ func TestParseTokenResponse(t *testing.T) {
 		expires  time.Duration // checked on success
 		refresh  string
 		fail     bool
-		trans    bool
+		perm     bool // the provider's verdict: the grant is over
 		code     string
 		msgHas   string
 	}{
@@ -329,13 +329,13 @@ func TestParseTokenResponse(t *testing.T) {
 		{name: "refresh not string", status: 200, body: ok(`,"refresh_token":{}`), fail: true, msgHas: "refresh_token"},
 		{name: "error with 200", status: 200, body: `{"error":"invalid_grant","error_description":"expired"}`, fail: true, code: "invalid_grant", msgHas: "expired"},
 		{name: "error beside token", status: 200, body: ok(`,"error":"server_error"`), fail: true, code: "server_error"},
-		{name: "invalid_grant 400", status: 400, body: `{"error":"invalid_grant","error_description":"AADSTS70008: The refresh token has expired."}`, fail: true, code: "invalid_grant", msgHas: "AADSTS70008"},
-		{name: "invalid_client", status: 401, body: `{"error":"invalid_client"}`, fail: true, code: "invalid_client", msgHas: "client_secret"},
+		{name: "invalid_grant 400", status: 400, body: `{"error":"invalid_grant","error_description":"AADSTS70008: The refresh token has expired."}`, fail: true, perm: true, code: "invalid_grant", msgHas: "AADSTS70008"},
+		{name: "invalid_client", status: 401, body: `{"error":"invalid_client"}`, fail: true, perm: true, code: "invalid_client", msgHas: "client_secret"},
 		{name: "error object", status: 400, body: `{"error":{"code":1}}`, fail: true, msgHas: "malformed error"},
-		{name: "503 json error", status: 503, body: `{"error":"temporarily_unavailable"}`, fail: true, trans: true, code: "temporarily_unavailable"},
+		{name: "503 json error", status: 503, body: `{"error":"temporarily_unavailable"}`, fail: true, code: "temporarily_unavailable"},
 		{name: "json 401 no error", status: 401, body: `{}`, fail: true, msgHas: "HTTP 401"},
 		{name: "html 200", status: 200, ct: "text/html; charset=utf-8", body: "<html>login</html>", fail: true, msgHas: "text/html"},
-		{name: "html 500", status: 500, ct: "text/html", body: "<html>oops</html>", fail: true, trans: true, msgHas: "HTTP 500 (text/html)"},
+		{name: "html 500", status: 500, ct: "text/html", body: "<html>oops</html>", fail: true, msgHas: "HTTP 500 (text/html)"},
 		{name: "html 403", status: 403, ct: "text/html", body: "<html>no</html>", fail: true, msgHas: "HTTP 403"},
 		{name: "truncated json", status: 200, body: `{"access_token":"AT","token_ty`, fail: true, msgHas: "truncated"},
 		{name: "json array", status: 200, body: `[1,2]`, fail: true, msgHas: "JSON object"},
@@ -363,8 +363,8 @@ func TestParseTokenResponse(t *testing.T) {
 			if !errors.As(err, &te) {
 				t.Fatalf("err = %#v, want *tokenError", err)
 			}
-			if te.Transient != tc.trans || te.Code != tc.code || te.Status != tc.status {
-				t.Fatalf("got transient=%v code=%q status=%d, want %v %q %d (%s)", te.Transient, te.Code, te.Status, tc.trans, tc.code, tc.status, te.Msg)
+			if te.Permanent != tc.perm || te.Code != tc.code || te.Status != tc.status {
+				t.Fatalf("got permanent=%v code=%q status=%d, want %v %q %d (%s)", te.Permanent, te.Code, te.Status, tc.perm, tc.code, tc.status, te.Msg)
 			}
 			if !strings.Contains(te.Error(), tc.msgHas) {
 				t.Fatalf("message %q lacks %q", te.Error(), tc.msgHas)
@@ -390,12 +390,9 @@ func TestStatusClassificationOverHTTP(t *testing.T) {
 		if !errors.As(err, &te) {
 			t.Fatalf("HTTP %d: err = %v", status, err)
 		}
-		if want := transientStatus(status); te.Transient != want || te.Status != status {
-			t.Errorf("HTTP %d: transient=%v status=%d, want transient=%v", status, te.Transient, te.Status, want)
-		}
-		wantT := status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504
-		if te.Transient != wantT {
-			t.Errorf("HTTP %d: transient=%v, SPEC says %v", status, te.Transient, wantT)
+		// A status alone, without a JSON error, is never the verdict.
+		if te.Permanent || te.Status != status {
+			t.Errorf("HTTP %d: permanent=%v status=%d, want transient", status, te.Permanent, te.Status)
 		}
 		if n := len(reqs()); n != 1 || sleeps.Load() != 0 {
 			t.Errorf("HTTP %d: %d attempts, %d sleeps; an HTTP status must not be retried", status, n, sleeps.Load())
@@ -409,12 +406,11 @@ func TestBodyCap(t *testing.T) {
 		size   int
 		status int
 		fail   bool
-		trans  bool
 	}{
-		{maxResponseBody, 200, false, false},
-		{maxResponseBody + 1, 200, true, false},
-		{maxResponseBody + 1, 503, true, true},
-		{5 * maxResponseBody, 200, true, false},
+		{maxResponseBody, 200, false},
+		{maxResponseBody + 1, 200, true},
+		{maxResponseBody + 1, 503, true},
+		{5 * maxResponseBody, 200, true},
 	} {
 		srv, _ := fakeServer(t, func(w http.ResponseWriter, _ *seenRequest) {
 			w.WriteHeader(tc.status)
@@ -428,7 +424,7 @@ func TestBodyCap(t *testing.T) {
 			continue
 		}
 		var te *tokenError
-		if !errors.As(err, &te) || te.Transient != tc.trans || !strings.Contains(te.Msg, "1 MiB") {
+		if !errors.As(err, &te) || te.Permanent || !strings.Contains(te.Msg, "1 MiB") {
 			t.Fatalf("%d bytes, HTTP %d: err = %#v", tc.size, tc.status, err)
 		}
 	}
@@ -460,7 +456,7 @@ func TestHangingServerIsTransient(t *testing.T) {
 	p.timeout = 50 * time.Millisecond
 	_, err := p.refresh(context.Background(), testAccount(srv.URL), tRefresh)
 	var te *tokenError
-	if !errors.As(err, &te) || !te.Transient || !strings.Contains(te.Msg, "did not answer within 50ms") {
+	if !errors.As(err, &te) || te.Permanent || !strings.Contains(te.Msg, "did not answer within 50ms") {
 		t.Fatalf("err = %#v", err)
 	}
 	assertNoSecret(t, err)
@@ -476,7 +472,7 @@ func TestHangingBodyIsTransient(t *testing.T) {
 	p.timeout = 50 * time.Millisecond
 	_, err := p.refresh(context.Background(), testAccount(srv.URL), tRefresh)
 	var te *tokenError
-	if !errors.As(err, &te) || !te.Transient || te.Status != 200 {
+	if !errors.As(err, &te) || te.Permanent || te.Status != 200 {
 		t.Fatalf("err = %#v", err)
 	}
 }
@@ -503,7 +499,7 @@ func TestExchangeCodeRetriesConnectionRefused(t *testing.T) {
 	}
 	_, err := p.exchangeCode(context.Background(), testAccount(closedPort(t)), tCode, tVerifier, "http://localhost/")
 	var te *tokenError
-	if !errors.As(err, &te) || !te.Transient || te.Status != 0 || !strings.Contains(te.Msg, "cannot reach 127.0.0.1") {
+	if !errors.As(err, &te) || te.Permanent || te.Status != 0 || !strings.Contains(te.Msg, "cannot reach 127.0.0.1") {
 		t.Fatalf("err = %#v", err)
 	}
 	if sleeps.Load() != int32(p.retries) {
@@ -586,7 +582,7 @@ func TestExchangeCodeRecoversAfterNetworkFailures(t *testing.T) {
 	p := testProvider(&sleeps)
 	_, err = p.exchangeCode(context.Background(), testAccount(srv.URL), tCode, tVerifier, "http://localhost/")
 	var te *tokenError
-	if !errors.As(err, &te) || !te.Transient {
+	if !errors.As(err, &te) || te.Permanent {
 		t.Fatalf("err = %#v", err)
 	}
 	if calls.Load() != int32(p.retries)+1 || sleeps.Load() != int32(p.retries) {
@@ -785,7 +781,7 @@ func TestPollDevice(t *testing.T) {
 	for _, code := range []string{"authorization_pending", "slow_down"} {
 		_, err := p.pollDevice(context.Background(), a, tDevice)
 		var te *tokenError
-		if !errors.As(err, &te) || te.Code != code || te.Transient {
+		if !errors.As(err, &te) || te.Code != code {
 			t.Fatalf("err = %#v, want code %s", err, code)
 		}
 	}
@@ -827,13 +823,13 @@ func TestRevoke(t *testing.T) {
 
 	for _, tc := range []struct {
 		status int
-		trans  bool
+		perm   bool
 		code   string
-	}{{400, false, "unsupported_token_type"}, {503, true, ""}, {401, false, ""}, {302, false, ""}} {
+	}{{400, true, "unsupported_token_type"}, {503, false, ""}, {401, false, ""}, {302, false, ""}} {
 		status.Store(int32(tc.status))
 		err := p.revoke(context.Background(), a, tAccess, "access_token")
 		var te *tokenError
-		if !errors.As(err, &te) || te.Transient != tc.trans || te.Code != tc.code || te.Status != tc.status {
+		if !errors.As(err, &te) || te.Permanent != tc.perm || te.Code != tc.code || te.Status != tc.status {
 			t.Fatalf("HTTP %d: err = %#v", tc.status, err)
 		}
 		assertNoSecret(t, err)
@@ -896,7 +892,7 @@ func TestBadEndpointURL(t *testing.T) {
 	for _, u := range []string{"", "ftp://x/", "::"} {
 		_, err := testProvider(nil).refresh(context.Background(), testAccount(u), tRefresh)
 		var te *tokenError
-		if !errors.As(err, &te) || te.Transient {
+		if !errors.As(err, &te) || !te.Permanent {
 			t.Fatalf("token_uri %q: err = %#v", u, err)
 		}
 		assertNoSecret(t, err)
@@ -928,8 +924,8 @@ func FuzzTokenResponse(f *testing.F) {
 			t.Fatalf("error %T is not a *tokenError", err)
 		}
 		msg := te.Error()
-		if te.Transient != transientStatus(status) || te.Status != status {
-			t.Fatalf("status %d classified transient=%v (%s)", status, te.Transient, msg)
+		if te.Permanent && (te.Code == "" || !permanent(status, "invalid_grant")) || te.Status != status {
+			t.Fatalf("status %d code %q classified permanent=%v (%s)", status, te.Code, te.Permanent, msg)
 		}
 		if strings.Contains(msg, "FUZZ-SECRET-value") || strings.Contains(msg, "FUZZ-REFRESH-value") {
 			t.Fatalf("secret in message: %q", msg)

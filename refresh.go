@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -20,17 +21,32 @@ const maxSleep = 37 * time.Second
 const minPacing = time.Second
 
 // refreshWait is the time until a token's next refresh (≤ 0: now), SPEC §7:
-// after a failure, refresh_retry; else the first of refresh_before_expiry
-// before expiry (at least half the lifetime and minPacing in, against
-// `expires_in: 0`) and refresh_at_least (at least minPacing). refresh_retry
-// never delays a first refresh, or a short-lived token would expire first.
-func refreshWait(acct *Account, lifetime, age, sinceAttempt time.Duration, failures int) time.Duration {
+// after a failure, refresh_retry, or the failed answer's Retry-After when
+// that is longer; else the first of refresh_before_expiry before expiry (at
+// least half the lifetime and minPacing in, against `expires_in: 0`) and
+// refresh_at_least (at least minPacing). refresh_retry never delays a first
+// refresh, or a short-lived token would expire first.
+func refreshWait(acct *Account, lifetime, age, sinceAttempt, retryAfter time.Duration, failures int) time.Duration {
 	if failures > 0 {
-		return max(acct.RefreshRetry, minPacing) - sinceAttempt
+		return max(acct.RefreshRetry, minPacing, retryAfter) - sinceAttempt
 	}
 	due := max(lifetime-acct.RefreshBeforeExpiry, minPacing, lifetime/2)
 	due = min(due, max(minPacing, acct.RefreshAtLeast))
 	return due - age
+}
+
+// maxPollBackoff bounds how far failed device polls stretch the interval.
+const maxPollBackoff = time.Minute
+
+// pollWait is the pause between device polls (RFC 8628 §3.5): the interval
+// granted, doubled for each failed poll in a row up to maxPollBackoff (or
+// the interval, if longer), and never shorter than the last Retry-After.
+func pollWait(interval time.Duration, fails int, retryAfter time.Duration) time.Duration {
+	d := interval
+	for ; fails > 0 && d < maxPollBackoff; fails-- {
+		d *= 2
+	}
+	return max(min(d, max(maxPollBackoff, interval)), retryAfter)
 }
 
 // sleepFor is the refresher's sleep when the next thing is due in d
@@ -79,7 +95,7 @@ func (s *state) due(now stamp) ([]job, time.Duration) {
 				later(a.lifetime - elapsed(now, a.obtained))
 				continue
 			}
-			if d := refreshWait(a.acct, a.lifetime, elapsed(now, a.obtained), elapsed(now, a.lastAttempt), a.failures); d > 0 {
+			if d := refreshWait(a.acct, a.lifetime, elapsed(now, a.obtained), elapsed(now, a.lastAttempt), a.retryAfter, a.failures); d > 0 {
 				later(d)
 				continue
 			}
@@ -96,7 +112,7 @@ func (s *state) due(now stamp) ([]job, time.Duration) {
 				}
 				later(left)
 				if !a.polling {
-					if d := a.interval - elapsed(now, a.lastPoll); d > 0 {
+					if d := pollWait(a.interval, a.pollFails, a.retryAfter) - elapsed(now, a.lastPoll); d > 0 {
 						later(d)
 					} else {
 						a.polling = true
@@ -165,8 +181,9 @@ func (s *state) claimRefresh(name string, a *acctState, now stamp) job {
 // transient_error_if_cmd.
 const transientLimit = 6
 
-// doRefresh renews a token; a transient failure keeps it for a retry after
-// refresh_retry, a permanent one drops it.
+// doRefresh renews a token. Only the provider's verdict (see permanent)
+// drops it; any other failure keeps it for a retry after refresh_retry or
+// Retry-After, and the user hears of it once per outage, not per attempt.
 func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct *Account, rt string) {
 	var res tokenResult
 	var err error
@@ -183,27 +200,30 @@ func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct
 		return
 	}
 	var te *tokenError
-	transient := errors.As(err, &te) && te.Transient
+	final := errors.As(err, &te) && te.Permanent
 	s.mu.Lock()
 	a := s.accts[name]
 	if a == nil || a.version != version {
 		s.mu.Unlock()
 		return
 	}
-	if transient {
+	if !final {
+		now := s.clock()
 		a.failures++
-		a.lastErr = err.Error()
-		n, cmd := a.failures, s.conf.TransientErrorIfCmd
-		if n%transientLimit != 0 || cmd == "" {
-			a.refreshing = false
-			s.mu.Unlock()
-			logWarn("Transient error refreshing '%s' (attempt %d), will retry: %v", name, n, err)
+		a.lastAttempt, a.lastErr, a.retryAfter = now, err.Error(), retryAfterOf(err)
+		n, cmd, notify := a.failures, s.conf.TransientErrorIfCmd, s.conf.ErrorNotifyCmd
+		wait := refreshWait(a.acct, a.lifetime, elapsed(now, a.obtained), 0, a.retryAfter, n)
+		ask := n%transientLimit == 0 && cmd != ""
+		a.refreshing = ask // while the hook decides
+		s.mu.Unlock()
+		logInfo("Transient error refreshing '%s' (attempt %d), will retry: %v; next attempt in %s", name, n, err, inSeconds(wait))
+		if n == 1 {
+			notifyError(notify, name, fmt.Sprintf("Token refresh failed, pizauth keeps the login and retries until the provider answers: %v", err))
+		}
+		if !ask {
 			s.wake()
 			return
 		}
-		// refreshing stays set while the hook decides.
-		s.mu.Unlock()
-		logWarn("Transient error refreshing '%s', asking transient_error_if_cmd: %v", name, err)
 		code, _ := runHook(ctx, "transient_error_if_cmd", cmd, []string{"PIZAUTH_ACCOUNT=" + name}, transientHookTimeout)
 		if ctx.Err() != nil {
 			return
@@ -223,5 +243,18 @@ func (s *state) doRefresh(ctx context.Context, name string, version uint64, acct
 		err = fmt.Errorf("%v (transient_error_if_cmd made it permanent)", err)
 	}
 	s.mu.Unlock()
-	s.failed(name, version, fmt.Sprintf("Token refresh failed: %v", err), true, true)
+	msg := fmt.Sprintf("Token refresh failed: %v", err)
+	if final && !isCC(acct) && te.Code != "invalid_client" {
+		msg = strings.TrimSuffix(msg, ".") + fmt.Sprintf(". The provider no longer accepts this login: usually the password was changed or the access revoked; a Google app in \"testing\" status gets refresh tokens that die after 7 days, and Microsoft's expire after 90 days unused. Run 'pizauth show %s' to log in again", acct.Name)
+	}
+	s.failed(name, version, msg, err, true)
+}
+
+// retryAfterOf is a failure's Retry-After, 0 when it had none.
+func retryAfterOf(err error) time.Duration {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return te.RetryAfter
+	}
+	return 0
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -24,23 +27,26 @@ func TestRefreshWait(t *testing.T) {
 		acct         *Account
 		lifetime     time.Duration
 		sinceAttempt time.Duration
+		retryAfter   time.Duration // the failed answer's Retry-After
 		failures     int
 		due          time.Duration // after the token was obtained, or after the last attempt
 	}{
-		{"short-lived token: before expiry", acct, time.Hour, 0, 0, time.Hour - 90*time.Second},
-		{"long-lived token: refresh_at_least", acct, 24 * time.Hour, 0, 0, 90 * time.Minute},
-		{"token shorter than refresh_before_expiry: half its lifetime", acct, 30 * time.Second, 0, 0, 15 * time.Second},
-		{"12 s token, 6 s before expiry: refresh_retry does not postpone it", func() *Account { a := schedAccount("b"); a.RefreshBeforeExpiry = 6 * time.Second; return a }(), 12 * time.Second, 0, 0, 6 * time.Second},
-		{"expires_in 0: no tight loop", acct, 0, 0, 0, time.Second},
-		{"expires_in 1: no tight loop", acct, time.Second, 0, 0, time.Second},
-		{"after a failure: retry interval", acct, time.Hour, 0, 1, 40 * time.Second},
-		{"after many failures: still the retry interval", acct, time.Hour, 0, 7, 40 * time.Second},
-		{"all times 0s: a one-second floor", zero, time.Hour, 0, 0, time.Second},
-		{"refresh_retry 0s after a failure: a one-second floor", zero, time.Hour, 0, 3, time.Second},
+		{"short-lived token: before expiry", acct, time.Hour, 0, 0, 0, time.Hour - 90*time.Second},
+		{"long-lived token: refresh_at_least", acct, 24 * time.Hour, 0, 0, 0, 90 * time.Minute},
+		{"token shorter than refresh_before_expiry: half its lifetime", acct, 30 * time.Second, 0, 0, 0, 15 * time.Second},
+		{"12 s token, 6 s before expiry: refresh_retry does not postpone it", func() *Account { a := schedAccount("b"); a.RefreshBeforeExpiry = 6 * time.Second; return a }(), 12 * time.Second, 0, 0, 0, 6 * time.Second},
+		{"expires_in 0: no tight loop", acct, 0, 0, 0, 0, time.Second},
+		{"expires_in 1: no tight loop", acct, time.Second, 0, 0, 0, time.Second},
+		{"after a failure: retry interval", acct, time.Hour, 0, 0, 1, 40 * time.Second},
+		{"after many failures: still the retry interval", acct, time.Hour, 0, 0, 7, 40 * time.Second},
+		{"Retry-After beyond refresh_retry: not asked again before it", acct, time.Hour, 0, 2 * time.Minute, 1, 2 * time.Minute},
+		{"Retry-After within refresh_retry: refresh_retry", acct, time.Hour, 0, 10 * time.Second, 3, 40 * time.Second},
+		{"all times 0s: a one-second floor", zero, time.Hour, 0, 0, 0, time.Second},
+		{"refresh_retry 0s after a failure: a one-second floor", zero, time.Hour, 0, 0, 3, time.Second},
 	} {
 		for _, age := range []time.Duration{0, 10 * time.Second} {
 			since := tc.sinceAttempt + age
-			got := refreshWait(tc.acct, tc.lifetime, age, since, tc.failures)
+			got := refreshWait(tc.acct, tc.lifetime, age, since, tc.retryAfter, tc.failures)
 			if want := tc.due - age; got != want {
 				t.Errorf("%s, %v on: wait %v, want %v", tc.name, age, got, want)
 			}
@@ -219,5 +225,78 @@ func TestStaleResultDiscarded(t *testing.T) {
 	}
 	if tok, err := s.show("a", true); err == nil {
 		t.Fatalf("revoked account shows token %q", tok)
+	}
+}
+
+// Retry-After is delta-seconds or an HTTP date, honoured up to an hour.
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		v    string
+		want time.Duration
+	}{
+		{"", 0},
+		{"120", 2 * time.Minute},
+		{"0", 0},
+		{"-5", 0},
+		{"soon", 0},
+		{"1.5", 0},
+		{"86400", time.Hour},
+		{"99999999999999999999999", time.Hour},
+		{"Thu, 01 Jan 2026 12:02:30 GMT", 150 * time.Second},
+		{"Thursday, 01-Jan-26 12:02:30 GMT", 150 * time.Second}, // RFC 850
+		{"Thu Jan  1 12:02:30 2026", 150 * time.Second},         // asctime
+		{"Wed, 21 Oct 2015 07:28:00 GMT", 0},
+		{"Sat, 03 Jan 2026 12:00:00 GMT", time.Hour},
+	} {
+		if got := retryAfter(tc.v, now); got != tc.want {
+			t.Errorf("Retry-After %q: %v, want %v", tc.v, got, tc.want)
+		}
+	}
+}
+
+// A device poll that fails (a CDN page, a 503) waits twice as long each
+// time, up to a minute, and at least any Retry-After; the provider's next
+// real answer, even "authorization_pending", restores the interval it
+// granted.
+func TestDevicePollBackoff(t *testing.T) {
+	answers := make(chan quirk, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		q := <-answers
+		w.Header().Set("Content-Type", "text/html")
+		if q.header != "" {
+			w.Header().Set("Retry-After", q.header)
+		}
+		w.WriteHeader(q.status)
+		io.WriteString(w, q.body)
+	}))
+	t.Cleanup(srv.Close)
+	dev := schedAccount("a")
+	dev.TokenURI, dev.DeviceAuthURI = srv.URL, srv.URL
+	s, clock := newTestState(t, &Config{Accounts: []*Account{dev}})
+	version := pendingDevice(s, clock, 5*time.Second)
+	cdn := quirk{status: 520, body: "<html>error code: 520</html>"}
+	pending := quirk{status: 400, body: `{"error":"authorization_pending"}`}
+	for i, step := range []struct {
+		answer quirk
+		next   time.Duration
+	}{
+		{cdn, 10 * time.Second},
+		{cdn, 20 * time.Second},
+		{cdn, 40 * time.Second},
+		{cdn, time.Minute},
+		{cdn, time.Minute},
+		{pending, 5 * time.Second},
+		{quirk{status: 503, header: "90", body: "busy"}, 90 * time.Second},
+		{pending, 5 * time.Second},
+	} {
+		answers <- step.answer
+		s.pollDevice(context.Background(), "a", version, dev, "device-code")
+		if _, next := s.due(clock.stamp()); next != step.next {
+			t.Fatalf("poll %d (HTTP %d): next poll in %v, want %v", i+1, step.answer.status, next, step.next)
+		}
+		if a := accountState(s, "a"); a.kind != kindPending {
+			t.Fatalf("poll %d: the device login ended (kind %v)", i+1, a.kind)
+		}
 	}
 }

@@ -66,9 +66,11 @@ type acctState struct {
 	cancel context.CancelFunc // aborts this version's slow work
 
 	// The last attempt at a request and why it failed, for `show` to
-	// report and to pace by refresh_retry.
+	// report and to pace by refresh_retry, or by the failed answer's
+	// Retry-After (retryAfter, also the device poll's) when that is longer.
 	lastAttempt stamp
 	lastErr     string
+	retryAfter  time.Duration
 
 	// Pending (authorisation-code flow).
 	authState   string // the OAuth2 state parameter
@@ -90,6 +92,7 @@ type acctState struct {
 	interval    time.Duration
 	lastPoll    stamp
 	polling     bool
+	pollFails   int // failed polls in a row, which stretch the interval
 
 	// Active. expiry (obtained.wall + lifetime) is for display and dumps.
 	access     string
@@ -99,6 +102,8 @@ type acctState struct {
 	expiry     time.Time
 	refreshing bool
 	failures   int // consecutive transient refresh failures
+
+	warnedNoRefresh bool // the log has said why there is no refresh token
 }
 
 // reset returns the account to Empty, cancelling any work in flight. The
@@ -107,7 +112,7 @@ func (a *acctState) reset() {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	*a = acctState{acct: a.acct, version: a.version, usedState: a.usedState}
+	*a = acctState{acct: a.acct, version: a.version, usedState: a.usedState, warnedNoRefresh: a.warnedNoRefresh}
 }
 
 func (a *acctState) expired(now stamp) bool { return elapsed(now, a.obtained) >= a.lifetime }
@@ -234,8 +239,17 @@ func (s *state) drain(stop context.CancelFunc) {
 	<-idle
 }
 
-// pace is the least time between two attempts at the same request.
-func pace(acct *Account) time.Duration { return max(acct.RefreshRetry, minPacing) }
+// retryIn is the time until the next attempt after a failed one may start:
+// refresh_retry, or the failure's Retry-After when that is longer.
+func (a *acctState) retryIn(now stamp) time.Duration {
+	return max(a.acct.RefreshRetry, minPacing, a.retryAfter) - elapsed(now, a.lastAttempt)
+}
+
+// outage is the answer for an expired token whose refreshes fail in ways
+// that may pass: why, when pizauth tries again, and how to give up instead.
+func outage(name string, a *acctState, next string) error {
+	return fmt.Errorf("Access token has expired and refreshing it failed (%s); pizauth keeps the login and tries again %s. To log in again instead, run 'pizauth revoke %s', then 'pizauth show %s'", a.lastErr, next, name, name)
+}
 
 // inSeconds rounds a wait up to whole seconds for a message.
 func inSeconds(d time.Duration) time.Duration {
@@ -318,10 +332,13 @@ func (s *state) answerOnce(name string, noURL, explicit bool) (string, *firstAns
 			case !explicit && elapsed(now, a.obtained) < minPacing:
 				// expires_in was 0: asking again at once could spin.
 				err = errors.New("Access token has expired: the provider issued it with no lifetime; try again shortly")
-			case !explicit && !a.lastAttempt.wall.IsZero() && elapsed(now, a.lastAttempt) < pace(a.acct):
-				err = fmt.Errorf("Access token has expired; the last refresh attempt failed (%s): the next is due in %s", a.lastErr, inSeconds(pace(a.acct)-elapsed(now, a.lastAttempt)))
+			case !explicit && !a.lastAttempt.wall.IsZero() && a.retryIn(now) > 0:
+				err = outage(name, a, "in "+inSeconds(a.retryIn(now)).String())
 			default:
 				run, err = s.claimRefresh(name, a, now), errRefreshing
+			}
+			if err == errRefreshing && a.failures > 0 {
+				err = outage(name, a, "now")
 			}
 			s.mu.Unlock()
 			if run != nil {
@@ -346,8 +363,8 @@ func (s *state) answerOnce(name string, noURL, explicit bool) (string, *firstAns
 		s.mu.Unlock()
 		return "", wait, err
 	}
-	if (isCC(a.acct) || isDevice(a.acct)) && !explicit && a.lastErr != "" && elapsed(now, a.lastAttempt) < pace(a.acct) {
-		err := fmt.Errorf("%s; pizauth will try again in %s (or run 'pizauth refresh %s' now)", a.lastErr, inSeconds(pace(a.acct)-elapsed(now, a.lastAttempt)), name)
+	if (isCC(a.acct) || isDevice(a.acct)) && !explicit && a.lastErr != "" && a.retryIn(now) > 0 {
+		err := fmt.Errorf("%s; pizauth will try again in %s (or run 'pizauth refresh %s' now)", a.lastErr, inSeconds(a.retryIn(now)), name)
 		s.mu.Unlock()
 		return "", nil, err
 	}
@@ -361,9 +378,10 @@ func (s *state) answerOnce(name string, noURL, explicit bool) (string, *firstAns
 }
 
 // failed empties the account after a failed request (token_invalidated if
-// it held a token). paced keeps the failure for show to report and pace;
+// it held a token). A cause is kept for show to report and to pace the next
+// attempt by (nil: a failed login, which the next show starts afresh);
 // notify is false for a failure only time fixes, which the caller logs.
-func (s *state) failed(name string, version uint64, msg string, paced, notify bool) {
+func (s *state) failed(name string, version uint64, msg string, cause error, notify bool) {
 	s.mu.Lock()
 	a := s.accts[name]
 	if a == nil || a.version != version {
@@ -375,8 +393,8 @@ func (s *state) failed(name string, version uint64, msg string, paced, notify bo
 	}
 	a.reset()
 	a.version = s.bump()
-	if paced {
-		a.lastAttempt, a.lastErr = s.clock(), msg
+	if cause != nil {
+		a.lastAttempt, a.lastErr, a.retryAfter = s.clock(), msg, retryAfterOf(cause)
 	}
 	cmd := s.conf.ErrorNotifyCmd
 	s.mu.Unlock()
@@ -409,9 +427,14 @@ func (s *state) adopt(name string, version uint64, res tokenResult, event string
 	a.obtained, a.lifetime = s.clock(), res.ExpiresIn
 	a.expiry = a.obtained.wall.Add(a.lifetime)
 	expiry := a.expiry
+	warn := refresh == "" && !isCC(a.acct) && !a.warnedNoRefresh
+	a.warnedNoRefresh = a.warnedNoRefresh || warn
 	s.events.push(name, event)
 	s.mu.Unlock()
 	logInfo("Account '%s': %s (expires %s)", name, event, fmtTime(expiry))
+	if warn {
+		logWarn("Account '%s': the provider sent no refresh token, so you will have to log in again when this token expires. Providers send one only when asked: for Microsoft, add the \"offline_access\" scope; for Google, pizauth sends access_type=offline, and auth_uri_fields = {\"prompt\": \"consent\"} makes Google send a refresh token again", name)
+	}
 	s.wake()
 	return true
 }
@@ -454,9 +477,15 @@ func (s *state) revokeAtProvider(cmd string, acct *Account, access, refresh stri
 			continue
 		}
 		err := s.prov.revoke(ctx, acct, t.tok, t.hint)
+		var te *tokenError
 		switch {
 		case s.ctx.Err() != nil:
 			return
+		case errors.As(err, &te) && te.Code == "invalid_token":
+			// RFC 7009 wants 200 for a token the server does not know;
+			// Google answers 400 invalid_token, e.g. for an access token
+			// that went with its refresh token. Revoked all the same.
+			logInfo("Account '%s': the provider no longer knows the %s: it was already revoked", acct.Name, t.what)
 		case err != nil:
 			notifyError(cmd, acct.Name, fmt.Sprintf("Revoking the %s at the provider failed: %v; it is forgotten locally, but may stay valid at the provider until it expires or you revoke it there", t.what, err))
 		default:

@@ -48,3 +48,29 @@ func TestShowUnknownAccount(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A login that brings no refresh token is warned about once per account,
+// with the usual remedies; a refresh that omits one keeps the old one and
+// is no reason to warn.
+func TestNoRefreshTokenWarnedOnce(t *testing.T) {
+	logs := captureLog(t, lvlWarn)
+	s, _ := newTestState(t, &Config{Accounts: []*Account{schedAccount("a"), schedAccount("b")}})
+	version := func(name string) uint64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.accts[name].version
+	}
+	for i := 0; i < 2; i++ {
+		if !s.adopt("a", version("a"), tokenResult{AccessToken: "at", ExpiresIn: time.Hour}, "token_new") {
+			t.Fatal("token not adopted")
+		}
+		s.revoke("a")
+	}
+	s.adopt("b", version("b"), tokenResult{AccessToken: "at", RefreshToken: "rt", ExpiresIn: time.Hour}, "token_new")
+	s.adopt("b", version("b"), tokenResult{AccessToken: "at2", ExpiresIn: time.Hour}, "token_refreshed")
+	l := logs.String()
+	want := `WARN Account 'a': the provider sent no refresh token, so you will have to log in again when this token expires. Providers send one only when asked: for Microsoft, add the "offline_access" scope; for Google, pizauth sends access_type=offline, and auth_uri_fields = {"prompt": "consent"} makes Google send a refresh token again`
+	if strings.Count(l, "no refresh token") != 1 || !strings.Contains(l, want) {
+		t.Errorf("log:\n%s\nwant exactly one line containing %q", l, want)
+	}
+}
