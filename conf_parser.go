@@ -51,6 +51,7 @@ type Config struct {
 	TransientErrorIfCmd string
 
 	Accounts []*Account // in file order
+	Warnings []string   // what is valid but unwise, with line and column
 }
 
 // KV is one auth_uri_fields pair; the list is ordered and keys may repeat.
@@ -661,15 +662,19 @@ func (p *parser) setAccountField(st *acctParse, id keyID, v value) error {
 	var err error
 	switch id {
 	case kAuthURI:
-		a.AuthURI, err = needURI("auth_uri", v)
+		// The browser sends no secret there, but could be shown a forged page.
+		a.AuthURI, err = needURI("auth_uri", v, false)
+		if err == nil && !privateURL(a.AuthURI) {
+			p.cfg.Warnings = append(p.cfg.Warnings, errAt(v.pos, "'auth_uri' uses http to a host that is not loopback: anyone on the way could alter the login page; use https").Error())
+		}
 	case kTokenURI:
-		a.TokenURI, err = needURI("token_uri", v)
+		a.TokenURI, err = needURI("token_uri", v, true)
 	case kDeviceAuthURI:
-		a.DeviceAuthURI, err = needURI("device_auth_uri", v)
+		a.DeviceAuthURI, err = needURI("device_auth_uri", v, true)
 	case kRevokeURI:
-		a.RevokeURI, err = needURI("revoke_uri", v)
+		a.RevokeURI, err = needURI("revoke_uri", v, true)
 	case kRedirectURI:
-		a.RedirectURI, err = needURI("redirect_uri", v)
+		a.RedirectURI, err = needURI("redirect_uri", v, false)
 		st.redirectAt = v.pos
 	case kClientID:
 		a.ClientID, err = needString("client_id", v)
@@ -724,8 +729,9 @@ func (p *parser) setAccountField(st *acctParse, id keyID, v value) error {
 	return err
 }
 
-// needURI checks a URI setting with checkURL.
-func needURI(key string, v value) (string, error) {
+// needURI checks a URI setting with checkURL and, for an endpoint that
+// receives secrets, privateURL.
+func needURI(key string, v value, secrets bool) (string, error) {
 	s, err := needString(key, v)
 	if err != nil {
 		return "", err
@@ -733,7 +739,21 @@ func needURI(key string, v value) (string, error) {
 	if err := checkURL(s); err != nil {
 		return "", errAt(v.pos, "'%s' %v", key, err)
 	}
+	if secrets && !privateURL(s) {
+		return "", errAt(v.pos, "'%s' %s: the client secret, codes and tokens would cross the network in clear", key, mustHTTPS)
+	}
 	return s, nil
+}
+
+// mustHTTPS is privateURL's rule, completing a sentence naming the URL.
+const mustHTTPS = "must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network)"
+
+// privateURL says whether what is sent to the URL s stays on this machine
+// or is encrypted: https, or http to a loopback address. The one rule for
+// endpoints, in the configuration and in discover.
+func privateURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || strings.EqualFold(u.Hostname(), "localhost") || net.ParseIP(u.Hostname()).IsLoopback())
 }
 
 // checkURL is the one rule for URLs: absolute http or https, a host, no
@@ -807,22 +827,6 @@ func (p *parser) finish() error {
 // redirectHTTPS says whether the redirect_uri (http or https) is https.
 func redirectHTTPS(a *Account) bool {
 	return len(a.RedirectURI) >= 6 && strings.EqualFold(a.RedirectURI[:6], "https:")
-}
-
-// checkListeners refuses a reloaded configuration with an account whose
-// redirect needs a listener the server, which binds them only at start,
-// does not run: the browser would reach nothing, or the wrong protocol.
-func checkListeners(c *Config, httpOn, httpsOn bool) error {
-	for _, a := range c.Accounts {
-		scheme, on := "http", httpOn
-		if redirectHTTPS(a) {
-			scheme, on = "https", httpsOn
-		}
-		if a.AuthURI != "" && !on {
-			return fmt.Errorf("account '%s' has an %s redirect_uri, but the server runs no %s listener (%s_listen was none when it started): restart the server to change listeners", cut(a.Name, maxShown), scheme, strings.ToUpper(scheme), scheme)
-		}
-	}
-	return nil
 }
 
 // secureKeyVersion starts every secureKey, which dumps store.

@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -336,6 +338,11 @@ func TestParseErrors(t *testing.T) {
 		{`account "a" { auth_uri = "https://x:z/"; }`, `Line 1, column 26: 'auth_uri' is not a valid URI: invalid port ":z" after host`},
 		{`account "a" { auth_uri = "%zz"; }`, `Line 1, column 26: 'auth_uri' is not a valid URI: invalid URL escape "%zz"`},
 
+		// Endpoints that receive secrets: https, or http only to loopback.
+		{"account \"a\" {\n token_uri = \"http://mail.example.com/token\";\n}", `Line 2, column 14: 'token_uri' must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network): the client secret, codes and tokens would cross the network in clear`},
+		{`account "a" { revoke_uri = "HTTP://10.0.0.1/revoke"; }`, `Line 1, column 28: 'revoke_uri' must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network): the client secret, codes and tokens would cross the network in clear`},
+		{`account "a" { device_auth_uri = "http://127.0.0.1.example.com/d"; }`, `Line 1, column 33: 'device_auth_uri' must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network): the client secret, codes and tokens would cross the network in clear`},
+
 		// auth_uri_fields.
 		{`account "a" { auth_uri_fields = {"x": "1", "state": "x"}; }`, `Line 1, column 44: 'state' can't be set in auth_uri_fields: pizauth sends it itself`},
 		{`account "a" { auth_uri_fields = {"code_challenge_method": "plain"}; }`, `Line 1, column 34: 'code_challenge_method' can't be set in auth_uri_fields: pizauth sends it itself`},
@@ -355,6 +362,23 @@ func TestParseErrors(t *testing.T) {
 		if _, err := parseConfig([]byte(src)); err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %s", k, err, want)
 		}
+	}
+}
+
+// Endpoints over http are accepted on loopback addresses only, where
+// nothing crosses a network; auth_uri, to which the browser sends no secret,
+// only gets a warning, with its line and column.
+func TestParseEndpointsInClear(t *testing.T) {
+	for _, host := range []string{"127.0.0.1:8080", "localhost", "[::1]:99", "127.1.2.3"} {
+		src := fmt.Sprintf("account \"a\" {\n auth_uri = \"http://%[1]s/a\";\n token_uri = \"http://%[1]s/t\";\n revoke_uri = \"http://%[1]s/r\"; device_auth_uri = \"http://%[1]s/d\"; client_id = \"c\";\n}", host)
+		if c, err := parseConfig([]byte(src)); err != nil || len(c.Warnings) != 0 {
+			t.Errorf("%s: %v, warnings %q; want accepted without warnings", host, err, c.Warnings)
+		}
+	}
+	c, err := parseConfig([]byte("account \"a\" {\n  auth_uri = \"http://login.example.com/a\";\n  token_uri = \"https://login.example.com/t\"; client_id = \"c\";\n}"))
+	want := []string{"Line 2, column 14: 'auth_uri' uses http to a host that is not loopback: anyone on the way could alter the login page; use https"}
+	if err != nil || !slices.Equal(c.Warnings, want) {
+		t.Errorf("auth_uri over http: %v, warnings %q; want %q", err, c.Warnings, want)
 	}
 }
 
@@ -733,4 +757,28 @@ func BenchmarkParse(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestE2EConfigWarningShown: a configuration warning reaches the terminal
+// that starts the server, detached or not, whatever the log level.
+func TestE2EConfigWarningShown(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	acct := strings.Replace(p.account("a", p.addClient(fakeClient{}), ""), p.URL+"/authorize", "http://login.example.com/authorize", 1)
+	s := newSrvEnv(t, e2eConf(nil, acct))
+	want := "WARN - Line 7, column 16: 'auth_uri' uses http to a host that is not loopback"
+	if _, errOut, code := s.run("server"); code != 0 || !strings.Contains(errOut, want) {
+		t.Errorf("pizauth server: exit %d, stderr %q; want %q", code, errOut, want)
+	}
+	s.run("shutdown")
+	e2eWait(t, 5*time.Second, func() bool { _, _, code := s.run("status"); return code != 0 }, "the server to stop")
+	cmd := exec.Command(e2eBin, "server", "-d", "-c", s.confPath)
+	cmd.Env = s.env
+	var errOut e2eBuffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.run("shutdown"); cmd.Wait() }()
+	e2eWait(t, 5*time.Second, func() bool { return strings.Contains(errOut.String(), want) }, "the warning on stderr with -d")
 }

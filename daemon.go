@@ -69,6 +69,17 @@ func serverMain(o opts) int {
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	s.st.mu.Lock()
+	startup, warnings := s.st.conf.StartupCmd, s.st.conf.Warnings
+	s.st.mu.Unlock()
+	// Configuration warnings reach the terminal, whatever the log level.
+	for _, w := range warnings {
+		if ready != nil {
+			fmt.Fprintf(ready, "W %s\n", w)
+		} else {
+			fmt.Fprintf(os.Stderr, "WARN - %s\n", w)
+		}
+	}
 	if ready != nil {
 		// Only a started server warns: a refused start says why.
 		if syslogErr != nil {
@@ -78,9 +89,6 @@ func serverMain(o opts) int {
 		ready.Close()
 	}
 	notifySystemd()
-	s.st.mu.Lock()
-	startup := s.st.conf.StartupCmd
-	s.st.mu.Unlock()
 	if startup != "" {
 		startHook("startup_cmd", startup, nil, 0)
 	}

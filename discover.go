@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -110,21 +109,16 @@ func wellKnown(issuer string) (base string, urls []string, err error) {
 	return base, urls, nil
 }
 
-// checkEndpoint is checkShownURL made stricter for the network: https
-// only, http only on loopback, where nothing crosses a network.
+// checkEndpoint is checkShownURL made stricter for the network by
+// privateURL.
 func checkEndpoint(s string) error {
 	if err := checkShownURL(s); err != nil {
 		return err
 	}
-	u, _ := url.Parse(s)
-	if u.Scheme == "https" {
-		return nil
+	if !privateURL(s) {
+		return errors.New(mustHTTPS)
 	}
-	h := u.Hostname()
-	if ip := net.ParseIP(h); strings.EqualFold(h, "localhost") || ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return errors.New("must use https (http is accepted only for localhost)")
+	return nil
 }
 
 // fetchMetadata returns the first candidate with the right issuer, its URL
@@ -237,9 +231,10 @@ func accountBlock(m metadata, name, from, tenant string, device bool) string {
 		set("token_endpoint_auth_method", authMethodBasic)
 	}
 	console, tok := "the provider's developer console", strings.SplitN(m.Token, "/", 4)[2]
+	ms := strings.HasSuffix(tok, ".microsoftonline.com")
 	if strings.HasSuffix(tok, ".googleapis.com") {
 		console = "the Google Cloud Console (APIs & Services, Credentials)"
-	} else if strings.HasSuffix(tok, ".microsoftonline.com") {
+	} else if ms {
 		console = "the Microsoft Entra admin centre (App registrations)"
 	}
 	fmt.Fprintf(&b, "    // Client ID: register pizauth in %s.\n", console)
@@ -257,6 +252,13 @@ func accountBlock(m metadata, name, from, tenant string, device bool) string {
 	}
 	b.WriteString("    // Add the scopes your mail provider documents for IMAP, POP or SMTP.\n")
 	fmt.Fprintf(&b, "    scopes = [%s];\n", strings.Join(scopes, ", "))
+	// RFC 8252 §8.3 prefers a literal loopback address to localhost, which
+	// a browser may resolve to ::1 as well as to 127.0.0.1.
+	if !device && ms {
+		b.WriteString("    // Prefer http://127.0.0.1/ to localhost, which a browser may resolve to either\n    // loopback address: add it in the app's manifest (replyUrlsWithType), then uncomment:\n    // redirect_uri = \"http://127.0.0.1/\";\n")
+	} else if !device {
+		b.WriteString("    // Register this redirect URI if asked: unlike localhost, which a browser may\n    // resolve to either loopback address, it reaches pizauth alone.\n    redirect_uri = \"http://127.0.0.1/\";\n")
+	}
 	if slices.Contains(m.Grants, "client_credentials") {
 		b.WriteString("    // For app-only tokens (no browser, no person), see grant_type = \"client_credentials\"; in pizauth.conf(5).\n")
 	}

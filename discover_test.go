@@ -207,7 +207,7 @@ func TestDiscoverErrors(t *testing.T) {
 		{"endpoint with a space", "", map[string]metaRoute{wkOIDC: {body: doc("{URL}", map[string]any{"token_endpoint": "https://a/t x"})}}, false, "token_endpoint contains characters other than printable ASCII"},
 		{"redirect to another host", "", map[string]metaRoute{wkOIDC: {status: 302, header: map[string]string{"Location": "http://localhost:1" + wkOIDC}}}, false, "to another host or scheme, which pizauth does not follow"},
 		{"redirect loop", "", map[string]metaRoute{wkOIDC: {status: 302, header: map[string]string{"Location": wkOIDC}}}, false, "redirected too often"},
-		{"issuer in clear text", "http://login.example.com", nil, false, "The issuer URL must use https (http is accepted only for localhost)"},
+		{"issuer in clear text", "http://login.example.com", nil, false, "The issuer URL must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network)"},
 		{"issuer with a query", "/?tenant=a", nil, false, "The issuer URL must not have a ?query"},
 		{"issuer with a fragment", "/#a", nil, false, "The issuer URL must not contain a #fragment"},
 		{"issuer not a URL", "login.example.com", nil, false, "The issuer URL must be an absolute URI starting with https://"},
@@ -591,7 +591,8 @@ func TestDiscoverReadme(t *testing.T) {
 func TestE2EDiscoverLogin(t *testing.T) {
 	t.Parallel()
 	p := newFakeProvider(t)
-	c := p.addClient(fakeClient{Scopes: []string{"offline_access"}})
+	// Registered with the redirect URI the block asks for.
+	c := p.addClient(fakeClient{Scopes: []string{"offline_access"}, RedirectURI: "http://127.0.0.1/"})
 	m := newMetaServer(t, map[string]metaRoute{wkOAuth + "/tenant1": {body: metaJSON(map[string]any{
 		"issuer":                                "{URL}/tenant1",
 		"authorization_endpoint":                p.URL + "/authorize",
@@ -619,6 +620,9 @@ func TestE2EDiscoverLogin(t *testing.T) {
 	}
 	if !strings.Contains(block, `grant_type = "client_credentials"`) {
 		t.Errorf("no mention of the client credentials grant:\n%s", block)
+	}
+	if !strings.Contains(block, "\n    redirect_uri = \"http://127.0.0.1/\";\n") {
+		t.Errorf("the block does not prefer a 127.0.0.1 redirect URI:\n%s", block)
 	}
 	block = strings.NewReplacer("YOUR_CLIENT_ID", c.ID, "YOUR_CLIENT_SECRET", c.Secret).Replace(block)
 	s.writeConf(t, e2eConf(nil, block))

@@ -123,3 +123,68 @@ func TestRestoredDueTokenRefreshedAtOnce(t *testing.T) {
 		t.Error("a result of work begun before the restore overwrote the restored token")
 	}
 }
+
+// A dump's times are trusted no further than a token response: an
+// `obtained` in the future (a clock run ahead, a forged dump) counts as
+// now, the lifetime is clamped as expires_in is, and a token whose expiry
+// is not after its `obtained` has expired.
+func TestRestoreClampsDumpedTimes(t *testing.T) {
+	names := []string{"ahead", "ahead-norefresh", "long", "inverted", "inverted-norefresh"}
+	conf := &Config{}
+	for _, n := range names {
+		conf.Accounts = append(conf.Accounts, schedAccount(n))
+	}
+	s, clock := newTestState(t, conf)
+	now := clock.now()
+	entry := func(i int, obtained, expiry time.Time, refresh string) dumpEntry {
+		return dumpEntry{Name: names[i], SecureKey: conf.Accounts[i].secureKey(), Active: true,
+			AccessToken: "access-" + names[i], RefreshToken: refresh, Obtained: obtained, Expiry: expiry}
+	}
+	year := 365 * 24 * time.Hour
+	entries := []dumpEntry{
+		entry(0, now.Add(year), now.Add(year+time.Hour), "rt"),
+		entry(1, now.Add(year), now.Add(year+time.Hour), ""),
+		entry(2, now.Add(-time.Hour), now.Add(100*year), "rt"),
+		entry(3, now.Add(year), now.Add(year), "rt"),
+		entry(4, now.Add(-time.Hour), now.Add(-2*time.Hour), ""),
+	}
+	if n := s.restore(entries); n != 4 {
+		t.Errorf("restored %d tokens, want 4 (all but the expired one without a refresh token)", n)
+	}
+	s.mu.Lock()
+	for _, c := range []struct {
+		name             string
+		obtained, expiry time.Time
+	}{
+		{"ahead", now, now.Add(time.Hour)},
+		{"ahead-norefresh", now, now.Add(time.Hour)},
+		{"long", now.Add(-time.Hour), now.Add(-time.Hour + maxExpiresIn)},
+		{"inverted", now, now},
+	} {
+		a := s.accts[c.name]
+		if !a.obtained.wall.Equal(c.obtained) || !a.expiry.Equal(c.expiry) || a.lifetime != c.expiry.Sub(c.obtained) {
+			t.Errorf("%s: obtained %v, expires %v (lifetime %v); want %v, %v", c.name, a.obtained.wall, a.expiry, a.lifetime, c.obtained, c.expiry)
+		}
+	}
+	if a := s.accts["inverted-norefresh"]; a.kind != kindEmpty {
+		t.Errorf("inverted-norefresh: kind %v; an expired token without a refresh token is not restored", a.kind)
+	}
+	s.mu.Unlock()
+
+	// Nothing waits for the future: the inverted token has expired and is
+	// refreshed as soon as one issued with no lifetime would be.
+	if tok, err := s.show("inverted", true); err == nil {
+		t.Errorf("show inverted: %q, want no token: it has expired", tok)
+	}
+	if _, next := s.due(clock.stamp()); next < 0 || next > minPacing {
+		t.Errorf("after the restore the next refresh is due in %v, want within %v", next, minPacing)
+	}
+	clock.advance(minPacing)
+	if jobs, _ := s.due(clock.stamp()); len(jobs) != 1 {
+		t.Errorf("%d refreshes due %v after the restore, want 1 (inverted)", len(jobs), minPacing)
+	}
+	clock.advance(time.Hour)
+	if tok, err := s.show("ahead-norefresh", true); err == nil {
+		t.Errorf("show ahead-norefresh an hour on: %q, want no token: its hour is over", tok)
+	}
+}

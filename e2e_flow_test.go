@@ -808,6 +808,28 @@ func TestE2EHostileErrorRedirect(t *testing.T) {
 	}
 }
 
+// TestE2EErrorMarkupEscaped: a provider's text reaches PIZAUTH_MSG with
+// <, > and & escaped, so that a notification daemon rendering markup shows
+// it as text, not as a link; the log keeps it as it came.
+func TestE2EErrorMarkupEscaped(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	errs := filepath.Join(t.TempDir(), "errors")
+	s := startSrv(t, e2eConf(map[string]string{"error_notify_cmd": hookAppend(errs, "$PIZAUTH_MSG")},
+		p.account("acct", p.addClient(fakeClient{}), "")))
+	q, _ := url.ParseQuery(strings.SplitN(s.pendingURL(t, "acct"), "?", 2)[1])
+	desc := `<a href="https://evil.example/">Click to re-authorise</a> & <b>now</b>`
+	e2eBrowse(t, http.MethodGet, q.Get("redirect_uri")+"?"+url.Values{"state": {q.Get("state")}, "error": {"access_denied"}, "error_description": {desc}}.Encode())
+	s.waitFor(t, func() bool { return len(e2eLines(errs)) == 1 }, "error_notify_cmd")
+	want := `Authorisation failed: access_denied: &lt;a href="https://evil.example/"&gt;Click to re-authorise&lt;/a&gt; &amp; &lt;b&gt;now&lt;/b&gt;`
+	if msg := e2eLines(errs)[0]; msg != want {
+		t.Errorf("PIZAUTH_MSG %q, want %q", msg, want)
+	}
+	if !strings.Contains(s.logs(), desc) {
+		t.Errorf("the log does not carry the provider's text as it came:\n%s", s.logs())
+	}
+}
+
 // TestE2EAuthNotifyRepeats: auth_notify_cmd runs at once and then every
 // auth_notify_interval with the same URL while the request is pending, and
 // stops once authorised.
@@ -1558,36 +1580,6 @@ func TestE2ETokenResponseVariants(t *testing.T) {
 		t.Errorf("%d refresh requests, want none", n)
 	}
 	s.pendingURL(t, "norefresh")
-}
-
-// TestE2EDefaultListeners: with the default listen addresses both
-// listeners answer on 127.0.0.1 and, where the host has IPv6, on ::1 at
-// the same port.
-func TestE2EDefaultListeners(t *testing.T) {
-	t.Parallel()
-	p := newFakeProvider(t)
-	s := startSrv(t, e2eConf(map[string]string{"http_listen": "", "https_listen": ""},
-		p.account("a", p.addClient(fakeClient{}), "")))
-	si := s.info(t).ServerInfo
-	if si == nil {
-		t.Fatalf("info -j has no server_info")
-	}
-	hosts := []string{"127.0.0.1"}
-	if l, err := net.Listen("tcp6", "[::1]:0"); err == nil {
-		l.Close()
-		hosts = append(hosts, "::1")
-	}
-	for _, h := range hosts {
-		for _, l := range []struct{ scheme, port string }{{"http", si.HTTPPort}, {"https", si.HTTPSPort}} {
-			if _, err := strconv.Atoi(l.port); err != nil {
-				t.Fatalf("%s port %q is not a number", l.scheme, l.port)
-			}
-			if r := e2eBrowse(t, http.MethodGet, l.scheme+"://"+net.JoinHostPort(h, l.port)+"/"); r.Status != 404 {
-				t.Errorf("GET / on %s %s: status %d, want 404 (no state)", l.scheme, h, r.Status)
-			}
-		}
-	}
-	s.authorise(t, "a")
 }
 
 // `info` names the configuration file the running server reads, even when

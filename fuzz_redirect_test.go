@@ -228,7 +228,7 @@ func FuzzRequest(f *testing.F) {
 	quietLog(f)
 
 	conf := "https_listen = none;\n" +
-		"account \"a\" {\n auth_uri = \"http://auth.invalid/\";\n token_uri = \"http://token.invalid/\";\n client_id = \"c\";\n redirect_uri = \"http://localhost/\";\n}\n"
+		"account \"a\" {\n auth_uri = \"https://auth.invalid/\";\n token_uri = \"https://token.invalid/\";\n client_id = \"c\";\n redirect_uri = \"http://localhost/\";\n}\n"
 	confPath := filepath.Join(f.TempDir(), "pizauth.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		f.Fatal(err)

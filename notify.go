@@ -280,5 +280,8 @@ func notifyError(cmd, account, msg string) {
 	if cmd == "" {
 		return
 	}
-	startHook("error_notify_cmd", cmd, []string{"PIZAUTH_ACCOUNT=" + account, "PIZAUTH_MSG=" + msg}, hookTimeout)
+	// Notification daemons render markup: a provider's text must not
+	// become a link.
+	esc := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(msg)
+	startHook("error_notify_cmd", cmd, []string{"PIZAUTH_ACCOUNT=" + account, "PIZAUTH_MSG=" + esc}, hookTimeout)
 }

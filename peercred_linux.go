@@ -1,7 +1,15 @@
+// Who is at the other end of a connection, on Linux: the Unix socket's
+// peer credentials, and the owner of a loopback TCP peer.
+
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"net"
+	"os"
+	"strconv"
 	"syscall"
 )
 
@@ -22,4 +30,66 @@ func peerUID(c *net.UnixConn) (int, error) {
 		return -1, cerr
 	}
 	return int(cred.Uid), nil
+}
+
+// tcpPeerUID is the uid owning the other end of c, a loopback TCP
+// connection: TCP has no SO_PEERCRED, but the kernel's socket tables name
+// each socket's owner. A peer cannot hide from them while c is open, so no
+// entry found means no uid known.
+func tcpPeerUID(c net.Conn) (int, error) {
+	peer, _ := c.RemoteAddr().(*net.TCPAddr)
+	us, _ := c.LocalAddr().(*net.TCPAddr)
+	var pat [80]byte
+	// An IPv4 peer's socket may be IPv6, its address then v4-mapped; an
+	// IPv6 address written for the IPv4 table matches nothing.
+	for i, name := range [...]string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		table, err := os.ReadFile(name)
+		if err != nil || peer == nil || us == nil {
+			continue
+		}
+		// The line's sl, local and remote address columns, as the kernel
+		// writes them: ": %08X:%04X %08X:%04X ".
+		p := append(appendProcAddr(append(pat[:0], ": "...), peer, i == 0), ' ')
+		if uid, ok := procNetUID(table, append(appendProcAddr(p, us, i == 0), ' ')); ok {
+			return int(uid), nil
+		}
+	}
+	return -1, errors.New("the socket tables do not name the peer")
+}
+
+// appendProcAddr appends a as /proc/net/tcp (v4) or tcp6 writes it: the
+// address's 32-bit words in host byte order, in hex, ':', the port.
+func appendProcAddr(b []byte, a *net.TCPAddr, v4 bool) []byte {
+	ip := a.IP.To16()
+	if v4 {
+		ip = a.IP.To4()
+	}
+	for i := 0; i+4 <= len(ip); i += 4 {
+		b = appendHex(b, binary.NativeEndian.Uint32(ip[i:]), 8)
+	}
+	return appendHex(append(b, ':'), uint32(a.Port), 4)
+}
+
+func appendHex(b []byte, v uint32, digits int) []byte {
+	for s := 4 * (digits - 1); s >= 0; s -= 4 {
+		b = append(b, "0123456789ABCDEF"[v>>s&15])
+	}
+	return b
+}
+
+// procNetUID returns the uid, four columns after pat, on the first line of
+// a socket table holding pat. It allocates nothing, and hostile text costs
+// it no more than a scan.
+func procNetUID(table, pat []byte) (uint32, bool) {
+	i := bytes.Index(table, pat)
+	if i < 0 {
+		return 0, false
+	}
+	line, _, _ := bytes.Cut(table[i+len(pat):], []byte{'\n'})
+	for n := 0; n < 4; n++ {
+		_, line, _ = bytes.Cut(bytes.TrimLeft(line, " "), []byte{' '})
+	}
+	f, _, _ := bytes.Cut(bytes.TrimLeft(line, " "), []byte{' '})
+	uid, err := strconv.ParseUint(string(f), 10, 32)
+	return uint32(uid), err == nil
 }

@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -27,46 +29,94 @@ const (
 	redirectHeaderTimeout = 5 * time.Second
 )
 
-// redirectListener receives the browser's redirect on one port (for
-// 127.0.0.1 and maybe ::1).
+// redirectListener receives the browser's redirect on one port, for both
+// loopback addresses where it can.
 type redirectListener struct {
 	st        *state
 	ls        []net.Listener
 	port      int
+	missing   string      // a loopback address another program held on port at start
 	tlsConfig *tls.Config // nil for plain HTTP
 	conns     *connLimit  // shared by the HTTP and HTTPS listeners
+	refusing  atomic.Bool // refusing other users' connections: logged once a burst
 }
 
-// listenRedirect binds addr, and for the default address ::1 too: browsers
-// resolve "localhost" to either.
-func listenRedirect(addr string) ([]net.Listener, int, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, 0, fmt.Errorf("Can't listen on %s: %v", addr, err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	ls := []net.Listener{l}
-	if addr == defaultListen {
-		if l6 := listenIPv6Loopback(port); l6 != nil {
-			ls = append(ls, l6)
+// maxPortTries bounds the search for a port free on both loopback addresses.
+const maxPortTries = 64
+
+// listenTCP is net.Listen; tests make it collide.
+var listenTCP = net.Listen
+
+// listenRedirect binds addr and the other loopback address on the same
+// port: browsers resolve "localhost" to 127.0.0.1 or ::1, and whoever held
+// the side pizauth lacked would receive the login. Port 0 is picked again
+// until both are free; for a fixed port a taken side is returned as missing,
+// for checkListeners to refuse any redirect_uri that reaches it.
+func listenRedirect(addr string) (ls []net.Listener, port int, missing string, err error) {
+	host, fixed, _ := net.SplitHostPort(addr) // the parser has checked it
+	other := otherLoopback(host)
+	for try := 1; ; try++ {
+		l, err := listenTCP("tcp", addr)
+		if err != nil {
+			return nil, 0, "", fmt.Errorf("Can't listen on %s: %v", addr, err)
 		}
+		ls, port = []net.Listener{l}, l.Addr().(*net.TCPAddr).Port
+		if other == "" {
+			return ls, port, "", nil
+		}
+		l2, err := listenTCP("tcp", net.JoinHostPort(other, strconv.Itoa(port)))
+		switch {
+		case err == nil:
+			return append(ls, l2), port, "", nil
+		case errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT):
+			return ls, port, "", nil // this host has no such address
+		case fixed != "0":
+			logInfo("%v; no redirect_uri reaches that address, so pizauth goes on without it", err)
+			return ls, port, other, nil
+		}
+		l.Close()
+		if try == maxPortTries {
+			return nil, 0, "", fmt.Errorf("Can't listen on %s: another program holds %s on every port tried (%d, the last: %v), where a browser resolving localhost would hand it the login; find it with 'ss -ltnp' (or 'netstat -an') and stop it", addr, other, maxPortTries, err)
+		}
+		logDebug("Trying another port: %v", err)
 	}
-	return ls, port, nil
 }
 
-// listenIPv6Loopback binds [::1]:port, or warns why it could not, unless
-// the host lacks IPv6: a browser resolving localhost to ::1 would hand the
-// login to whoever holds the port.
-func listenIPv6Loopback(port int) net.Listener {
-	addr := net.JoinHostPort("::1", strconv.Itoa(port))
-	l, err := net.Listen("tcp6", addr)
-	switch {
-	case err == nil:
-		return l
-	case errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT):
-		logDebug("Not listening on %s: this host has no IPv6 loopback (%v)", addr, err)
-	default:
-		logWarn("Can't listen on %s (%v): a browser that resolves 'localhost' to ::1 will not reach pizauth; free the port or set http_listen/https_listen explicitly", addr, err)
+// otherLoopback is the loopback address a browser resolving "localhost"
+// may reach beside host's: "" unless host is one of them (or 0.0.0.0).
+func otherLoopback(host string) string {
+	if ip := net.ParseIP(host); ip.Equal(net.IPv6loopback) {
+		return "127.0.0.1"
+	} else if strings.EqualFold(host, "localhost") || ip.To4() != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		return "::1"
+	}
+	return ""
+}
+
+// reaches says whether a browser sent to a's redirect_uri may connect to
+// the loopback address ip: a literal reaches only itself.
+func reaches(a *Account, ip string) bool {
+	u, err := url.Parse(a.RedirectURI)
+	return err == nil && (strings.EqualFold(u.Hostname(), "localhost") || net.ParseIP(u.Hostname()).Equal(net.ParseIP(ip)))
+}
+
+// checkListeners refuses, at start and at reload, an account whose redirect
+// needs what the listeners, bound only at start, lack: the browser would
+// reach nothing, the wrong protocol, or another user's program.
+func checkListeners(c *Config, http, https *redirectListener) error {
+	for _, a := range c.Accounts {
+		scheme, r := "http", http
+		if redirectHTTPS(a) {
+			scheme, r = "https", https
+		}
+		switch {
+		case a.AuthURI == "":
+		case r == nil:
+			return fmt.Errorf("account '%s' has an %s redirect_uri, but the server runs no %s listener (%s_listen was none when it started): restart the server to change listeners", cut(a.Name, maxShown), scheme, strings.ToUpper(scheme), scheme)
+		case r.missing != "" && reaches(a, r.missing):
+			return fmt.Errorf("account '%s': a browser may take its redirect_uri to %s, which another program held when the server started and would receive the login: use (and register with the provider) a redirect_uri of %s://%s/ instead of localhost (RFC 8252 §7.3), or free the port and restart the server",
+				cut(a.Name, maxShown), net.JoinHostPort(r.missing, strconv.Itoa(r.port)), scheme, net.JoinHostPort(otherLoopback(r.missing), strconv.Itoa(r.port)))
+		}
 	}
 	return nil
 }
@@ -138,6 +188,14 @@ func (lc *limitedConn) Close() error {
 // handle serves one request on one connection, then closes it.
 func (r *redirectListener) handle(c net.Conn) {
 	defer c.Close()
+	// Another user's program could replay a leaked state with its own code.
+	if uid, err := tcpPeerUID(c); err == nil && uid != os.Getuid() {
+		if !r.refusing.Swap(true) {
+			logWarn("Redirect listener: refusing connections from users other than uid %d, whose browser alone may finish a login (logged once until one is accepted)", os.Getuid())
+		}
+		return
+	}
+	r.refusing.Store(false)
 	c.SetDeadline(time.Now().Add(redirectTimeout))
 	c.SetReadDeadline(time.Now().Add(redirectHeaderTimeout))
 	if r.tlsConfig != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -113,25 +112,5 @@ func TestRedirectMatchesDefaultPort(t *testing.T) {
 		if got := r.matches(req, c.uri); got != c.want {
 			t.Errorf("listener on port %d (https %v), redirect URI %s, Host %q: match %v, want %v", c.port, c.https, c.uri, c.host, got, c.want)
 		}
-	}
-}
-
-// TestIPv6LoopbackTakenIsWarned: when ::1 is there but its port is taken,
-// the log says so at warn level: a browser resolving localhost to ::1
-// would hand the login to another process.
-func TestIPv6LoopbackTakenIsWarned(t *testing.T) {
-	l, err := net.Listen("tcp6", "[::1]:0")
-	if err != nil {
-		t.Skipf("no IPv6 loopback here: %v", err)
-	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	logs := captureLog(t, lvlWarn)
-	if l6 := listenIPv6Loopback(port); l6 != nil {
-		l6.Close()
-		t.Fatalf("bound [::1]:%d twice", port)
-	}
-	if want := fmt.Sprintf("WARN Can't listen on [::1]:%d", port); !strings.Contains(logs.String(), want) {
-		t.Errorf("log %q does not contain %q", logs.String(), want)
 	}
 }

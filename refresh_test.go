@@ -93,6 +93,12 @@ func newTestState(t *testing.T, conf *Config) (*state, *fakeClock) {
 	return s, clock
 }
 
+// stampAt is the stamp of a past wall-clock instant, as restore makes it.
+func (s *state) stampAt(wall time.Time) stamp {
+	now := s.clock()
+	return stamp{wall, now.mono - now.wall.Sub(wall)}
+}
+
 func activate(s *state, name string, now time.Time, life time.Duration, refresh string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -151,11 +151,11 @@ func startServer(confArg string) (*server, error) {
 	}
 	conns := newConnLimit(maxRedirectConns)
 	if conf.HTTPListen != "" {
-		ls, port, err := listenRedirect(conf.HTTPListen)
+		ls, port, missing, err := listenRedirect(conf.HTTPListen)
 		if err != nil {
 			return fail(err)
 		}
-		s.http = &redirectListener{st: s.st, ls: ls, port: port, conns: conns}
+		s.http = &redirectListener{st: s.st, ls: ls, port: port, missing: missing, conns: conns}
 		s.st.httpPort = port
 	}
 	if conf.HTTPSListen != "" {
@@ -163,14 +163,17 @@ func startServer(confArg string) (*server, error) {
 		if err != nil {
 			return fail(err)
 		}
-		ls, port, err := listenRedirect(conf.HTTPSListen)
+		ls, port, missing, err := listenRedirect(conf.HTTPSListen)
 		if err != nil {
 			return fail(err)
 		}
-		s.https = &redirectListener{st: s.st, ls: ls, port: port, conns: conns,
+		s.https = &redirectListener{st: s.st, ls: ls, port: port, missing: missing, conns: conns,
 			tlsConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 		s.st.httpsPort = port
 		s.fp = fp
+	}
+	if err := checkListeners(conf, s.http, s.https); err != nil {
+		return fail(err)
 	}
 	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
@@ -375,7 +378,7 @@ func (s *server) reload() error {
 	}
 	conf, err := loadConfig(s.confPath)
 	if err == nil {
-		err = checkListeners(conf, s.http != nil, s.https != nil)
+		err = checkListeners(conf, s.http, s.https)
 	}
 	if err != nil {
 		logError("Reload failed, keeping the old configuration: %v", err)
@@ -383,6 +386,9 @@ func (s *server) reload() error {
 	}
 	if (conf.HTTPListen == "") != (s.http == nil) || (conf.HTTPSListen == "") != (s.https == nil) {
 		logWarn("Listener addresses are read only at start: restart the server to change them")
+	}
+	for _, w := range conf.Warnings {
+		logWarn("%s", w)
 	}
 	s.st.reload(conf)
 	logInfo("Configuration reloaded")

@@ -174,13 +174,6 @@ func newState(ctx context.Context, conf *Config, prov *provider) *state {
 	return s
 }
 
-// stampAt is the stamp of a past wall-clock instant (a token obtained by
-// an earlier server), assuming the wall clock was right meanwhile.
-func (s *state) stampAt(wall time.Time) stamp {
-	now := s.clock()
-	return stamp{wall, now.mono - now.wall.Sub(wall)}
-}
-
 // bump returns a new version. Called with s.mu held.
 func (s *state) bump() uint64 {
 	s.versions++
@@ -554,7 +547,12 @@ func (s *state) restore(entries []dumpEntry) int {
 	n := 0
 	for _, e := range entries {
 		a := s.accts[e.Name]
-		if !e.Active || a == nil || a.kind == kindActive || e.RefreshToken == "" && !isCC(a.acct) && !now.wall.Before(e.Expiry) {
+		// Dumped times are trusted no further than a token response: a
+		// future `obtained` (a clock run ahead, a forged dump) is now, the
+		// lifetime is clamped, and expiry <= obtained means expired.
+		age := max(now.wall.Sub(e.Obtained), 0)
+		obtained, lifetime := now.wall.Add(-age), min(max(e.Expiry.Sub(e.Obtained), 0), maxExpiresIn)
+		if !e.Active || a == nil || a.kind == kindActive || e.RefreshToken == "" && !isCC(a.acct) && age >= lifetime {
 			continue
 		}
 		// Last, as the only check that allocates.
@@ -565,7 +563,8 @@ func (s *state) restore(entries []dumpEntry) int {
 		a.kind = kindActive
 		a.version = s.bump()
 		a.access, a.refresh = e.AccessToken, e.RefreshToken
-		a.obtained, a.lifetime, a.expiry = s.stampAt(e.Obtained), e.Expiry.Sub(e.Obtained), e.Expiry
+		// The monotonic reading assumes the wall clock was right meanwhile.
+		a.obtained, a.lifetime, a.expiry = stamp{obtained, now.mono - age}, lifetime, obtained.Add(lifetime)
 		n++
 	}
 	if n > 0 {

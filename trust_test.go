@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -29,10 +30,40 @@ const testRoleEnv = "PIZAUTH_TEST_ROLE"
 // testRole runs the role named by testRoleEnv: "listen PATH" listens on a
 // Unix socket, says "ready", accepts one connection and reports how many
 // bytes it received; "dial PATH" sends a show request and reports whether
-// an answer came back.
+// an answer came back; "get URL" reports the status of a GET, or that none
+// came; "squat" listens on [::1] at half the odd ports of the ephemeral range
+// (those that Linux gives a listener on port 0), says "ready N" and holds
+// them for a minute.
 func testRole(role string) int {
 	verb, path, _ := strings.Cut(role, " ")
 	switch verb {
+	case "get":
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+		resp, err := client.Get(path)
+		if err != nil {
+			fmt.Println("no answer")
+			return 0
+		}
+		resp.Body.Close()
+		fmt.Println("status", resp.StatusCode)
+		return 0
+	case "squat":
+		lo, hi := 32768, 60999
+		if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+			fmt.Sscan(string(b), &lo, &hi)
+		}
+		var held []net.Listener
+		for p := lo | 1; p <= hi; p += 2 {
+			if p%4 == 3 {
+				continue // half left free, so that a pick soon succeeds
+			}
+			if l, err := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(p))); err == nil {
+				held = append(held, l)
+			}
+		}
+		fmt.Println("ready", len(held))
+		time.Sleep(time.Minute) // or until the test kills it
+		return 0
 	case "listen":
 		l, err := net.Listen("unix", path)
 		if err != nil {
@@ -74,7 +105,9 @@ func runAs(t *testing.T, uid int, role string) (*exec.Cmd, *bufio.Reader) {
 	t.Helper()
 	cmd := exec.Command(e2eRoleBin)
 	cmd.Env = []string{testRoleEnv + "=" + role}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	if uid != os.Getuid() {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
