@@ -30,6 +30,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -63,15 +64,22 @@ type Account struct {
 	AuthURI       string // may be "" only when DeviceAuthURI is set
 	TokenURI      string
 	ClientID      string
-	ClientSecret  string // "" when unset
+	ClientSecret  string // "" when unset; client_secret_cmd's output once loaded
 	Scopes        []string
 	RedirectURI   string // default "http://localhost/"
 	AuthURIFields []KV   // login_hint is folded in here
 
 	GrantType               string // "" (a person logs in) or grantClientCredentials
 	DeviceAuthURI           string // "" unless the device flow is used
-	TokenEndpointAuthMethod string // "client_secret_post" (default) or "client_secret_basic"
+	TokenEndpointAuthMethod string // "client_secret_post" (default), "client_secret_basic" or "private_key_jwt"
 	RevokeURI               string // "" when unset
+
+	// Set only by the configuration; loadCredentials reads the files and
+	// runs the command, relative paths from the configuration's directory.
+	ClientSecretCmd   string
+	ClientKey         string    // private_key_jwt's key file
+	ClientCertificate string    // its certificate file, "" when unset
+	assertionKey      clientKey // once loaded
 
 	RefreshAtLeast      time.Duration
 	RefreshBeforeExpiry time.Duration
@@ -88,6 +96,7 @@ const (
 	defaultRedirectURI         = "http://localhost/"
 	authMethodPost             = "client_secret_post"
 	authMethodBasic            = "client_secret_basic"
+	authMethodJWT              = "private_key_jwt"
 	grantClientCredentials     = "client_credentials"
 )
 
@@ -107,7 +116,8 @@ func errAt(p pos, format string, args ...any) error {
 	return &confError{p, fmt.Sprintf(format, args...)}
 }
 
-// loadConfig reads and parses the configuration file at path.
+// loadConfig reads and parses the configuration file at path, and loads
+// the credentials it names (loadCredentials).
 func loadConfig(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -121,7 +131,11 @@ func loadConfig(path string) (*Config, error) {
 	if len(src) > maxConfigSize {
 		return nil, fmt.Errorf("Can't read configuration file '%s': larger than %d MiB", path, maxConfigSize>>20)
 	}
-	return parseConfig(src)
+	c, err := parseConfig(src)
+	if err == nil {
+		err = loadCredentials(c, filepath.Dir(path))
+	}
+	return c, err
 }
 
 // readError words an I/O failure without repeating the path.
@@ -183,6 +197,9 @@ const (
 	kTokenEndpointAuthMethod
 	kRevokeURI
 	kGrantType
+	kClientSecretCmd
+	kClientKey
+	kClientCertificate
 	nKeys
 )
 
@@ -220,6 +237,9 @@ var keys = [nKeys]struct {
 	kTokenEndpointAuthMethod: {"token_endpoint_auth_method", inAccount},
 	kRevokeURI:               {"revoke_uri", inAccount},
 	kGrantType:               {"grant_type", inAccount},
+	kClientSecretCmd:         {"client_secret_cmd", inAccount},
+	kClientKey:               {"client_key", inAccount},
+	kClientCertificate:       {"client_certificate", inAccount},
 }
 
 func lookupKey(name string) (id keyID, scope uint8, ok bool) {
@@ -392,6 +412,15 @@ func (p *parser) parseAccount() error {
 		// As in the original, login_hint goes after the explicit fields.
 		a.AuthURIFields = append(a.AuthURIFields, KV{"login_hint", loginHint})
 	}
+	// One credential: a key, or a secret from the file or from a command.
+	switch jwt := a.TokenEndpointAuthMethod == authMethodJWT; {
+	case jwt != (a.ClientKey != "") || !jwt && a.ClientCertificate != "":
+		return errAt(st.at, "client_key and token_endpoint_auth_method = \"private_key_jwt\" go together, and client_certificate needs both: set both or neither")
+	case jwt && (a.ClientSecret != "" || a.ClientSecretCmd != ""):
+		return errAt(st.at, "client_secret and client_secret_cmd can't be used with token_endpoint_auth_method = \"private_key_jwt\", which sends no secret: remove them")
+	case a.ClientSecret != "" && a.ClientSecretCmd != "":
+		return errAt(seen[kClientSecretCmd], "Mustn't specify both client_secret and client_secret_cmd: remove one")
+	}
 	if a.GrantType == grantClientCredentials {
 		// Nobody logs in: a browser or device setting is a mistake.
 		for _, k := range [...]keyID{kAuthURI, kDeviceAuthURI, kRedirectURI} {
@@ -399,8 +428,8 @@ func (p *parser) parseAccount() error {
 				return errAt(at, "'%s' can't be used with grant_type = \"client_credentials\", where nobody logs in: remove it", keys[k].name)
 			}
 		}
-		if a.ClientSecret == "" {
-			return errAt(st.at, "client_secret not specified: grant_type = \"client_credentials\" needs it")
+		if a.ClientSecret == "" && a.ClientSecretCmd == "" && a.TokenEndpointAuthMethod != authMethodJWT {
+			return errAt(st.at, "client_secret not specified: grant_type = \"client_credentials\" needs it (or client_secret_cmd, or private_key_jwt)")
 		}
 	}
 	switch {
@@ -676,11 +705,6 @@ func (p *parser) setAccountField(st *acctParse, id keyID, v value) error {
 	case kRedirectURI:
 		a.RedirectURI, err = needURI("redirect_uri", v, false)
 		st.redirectAt = v.pos
-	case kClientID:
-		a.ClientID, err = needString("client_id", v)
-		if err == nil && a.ClientID == "" {
-			err = errAt(v.pos, "'client_id' must not be empty")
-		}
 	case kClientSecret:
 		a.ClientSecret, err = needString("client_secret", v)
 		if err == nil && a.ClientSecret == "" {
@@ -693,8 +717,13 @@ func (p *parser) setAccountField(st *acctParse, id keyID, v value) error {
 		}
 	case kTokenEndpointAuthMethod:
 		a.TokenEndpointAuthMethod, err = needString("token_endpoint_auth_method", v)
-		if err == nil && a.TokenEndpointAuthMethod != authMethodPost && a.TokenEndpointAuthMethod != authMethodBasic {
-			err = errAt(v.pos, "'token_endpoint_auth_method' must be \"client_secret_post\" or \"client_secret_basic\"")
+		if m := a.TokenEndpointAuthMethod; err == nil && m != authMethodPost && m != authMethodBasic && m != authMethodJWT {
+			err = errAt(v.pos, "'token_endpoint_auth_method' must be \"client_secret_post\", \"client_secret_basic\" or \"private_key_jwt\"")
+		}
+	case kClientID, kClientSecretCmd, kClientKey, kClientCertificate:
+		s := map[keyID]*string{kClientID: &a.ClientID, kClientSecretCmd: &a.ClientSecretCmd, kClientKey: &a.ClientKey, kClientCertificate: &a.ClientCertificate}[id]
+		if *s, err = needString(keys[id].name, v); err == nil && *s == "" {
+			err = errAt(v.pos, "'%s' must not be empty", keys[id].name)
 		}
 	case kScopes:
 		if v.kind != vList {
@@ -852,6 +881,12 @@ const secureKeyVersion = 1
 //	then, only for those set, in this order, a tag byte and a str:
 //	'r'      revoke_uri
 //	'g'      grant_type
+//	's'      client_secret_cmd (client_secret is then "": the secret it
+//	         prints may rotate, and a dump must not hold it)
+//	'k'      client_key
+//	'c'      client_certificate
+//	'h'      the JWT header, once the key is loaded: its alg and the
+//	         certificate's thumbprints
 //
 // where u32 is big-endian and str is a u32 length and the bytes. Every
 // field up to token_endpoint_auth_method is present (maybe empty), so that
@@ -868,7 +903,11 @@ func (a *Account) secureKey() []byte {
 		b = appendStr(b, kv.Value)
 	}
 	b = appendStr(b, a.ClientID)
-	b = appendStr(b, a.ClientSecret)
+	secret := a.ClientSecret
+	if a.ClientSecretCmd != "" {
+		secret = ""
+	}
+	b = appendStr(b, secret)
 	b = appendStr(b, a.RedirectURI)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(a.Scopes)))
 	for _, s := range a.Scopes {
@@ -877,11 +916,10 @@ func (a *Account) secureKey() []byte {
 	b = appendStr(b, a.TokenURI)
 	b = appendStr(b, a.DeviceAuthURI)
 	b = appendStr(b, a.TokenEndpointAuthMethod)
-	if a.RevokeURI != "" {
-		b = appendStr(append(b, 'r'), a.RevokeURI)
-	}
-	if a.GrantType != "" {
-		b = appendStr(append(b, 'g'), a.GrantType)
+	for i, s := range [...]string{a.RevokeURI, a.GrantType, a.ClientSecretCmd, a.ClientKey, a.ClientCertificate, a.assertionKey.header} {
+		if s != "" {
+			b = appendStr(append(b, "rgskch"[i]), s)
+		}
 	}
 	return b
 }

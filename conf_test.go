@@ -291,9 +291,19 @@ func TestParseErrors(t *testing.T) {
 		{`account "a" { scopes = "a"; }`, `Line 1, column 24: 'scopes' must be a list of strings such as ["a", "b"]`},
 		{`account "a" { scopes = ["a", ""]; }`, `Line 1, column 30: a scope must not be empty`},
 		{`account "a" { auth_uri_fields = ["a"]; }`, `Line 1, column 33: 'auth_uri_fields' must be a map such as {"key": "value"}`},
-		{`account "a" { token_endpoint_auth_method = "basic"; }`, `Line 1, column 44: 'token_endpoint_auth_method' must be "client_secret_post" or "client_secret_basic"`},
+		{`account "a" { token_endpoint_auth_method = "basic"; }`, `Line 1, column 44: 'token_endpoint_auth_method' must be "client_secret_post", "client_secret_basic" or "private_key_jwt"`},
 		{`account "a" { client_secret = ""; }`, `Line 1, column 31: 'client_secret' must not be empty: leave it out if the provider issued no secret`},
 		{`account "a" { client_id = ""; }`, `Line 1, column 27: 'client_id' must not be empty`},
+		{`account "a" { client_key = ""; }`, `Line 1, column 28: 'client_key' must not be empty`},
+		{`account "a" { client_secret_cmd = 5s; }`, `Line 1, column 35: 'client_secret_cmd' must be a string in double quotes`},
+
+		// Client authentication without a secret in the file.
+		{`account "a" { grant_type = "client_credentials"; token_uri = "https://t/"; client_id = "c"; token_endpoint_auth_method = "private_key_jwt"; }`, `Line 1, column 1: client_key and token_endpoint_auth_method = "private_key_jwt" go together, and client_certificate needs both: set both or neither`},
+		{`account "a" { grant_type = "client_credentials"; token_uri = "https://t/"; client_id = "c"; client_key = "k"; }`, `Line 1, column 1: client_key and token_endpoint_auth_method = "private_key_jwt" go together, and client_certificate needs both: set both or neither`},
+		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; client_secret = "s"; client_certificate = "c"; }`, `Line 1, column 1: client_key and token_endpoint_auth_method = "private_key_jwt" go together, and client_certificate needs both: set both or neither`},
+		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; token_endpoint_auth_method = "private_key_jwt"; client_key = "k"; client_secret = "s"; }`, `Line 1, column 1: client_secret and client_secret_cmd can't be used with token_endpoint_auth_method = "private_key_jwt", which sends no secret: remove them`},
+		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; token_endpoint_auth_method = "private_key_jwt"; client_key = "k"; client_secret_cmd = "pass x"; }`, `Line 1, column 1: client_secret and client_secret_cmd can't be used with token_endpoint_auth_method = "private_key_jwt", which sends no secret: remove them`},
+		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; client_secret = "s"; client_secret_cmd = "pass x"; }`, `Line 1, column 104: Mustn't specify both client_secret and client_secret_cmd: remove one`},
 
 		// Listeners.
 		{`http_listen = "";`, `Line 1, column 15: 'http_listen' must not be empty: use none (without quotes) to turn the listener off`},
@@ -327,7 +337,7 @@ func TestParseErrors(t *testing.T) {
 		// The client credentials grant: nobody logs in.
 		{`account "a" { grant_type = "password"; }`, `Line 1, column 28: 'grant_type' can only be "client_credentials": leave it out for a login in a browser or on a device`},
 		{`account "a" { grant_type = client_credentials; }`, `Line 1, column 28: found a word where a value was expected: put strings in double quotes`},
-		{"account \"a\" {\n grant_type = \"client_credentials\";\n token_uri = \"https://t/\";\n client_id = \"c\";\n}", `Line 1, column 1: client_secret not specified: grant_type = "client_credentials" needs it`},
+		{"account \"a\" {\n grant_type = \"client_credentials\";\n token_uri = \"https://t/\";\n client_id = \"c\";\n}", `Line 1, column 1: client_secret not specified: grant_type = "client_credentials" needs it (or client_secret_cmd, or private_key_jwt)`},
 		{"account \"a\" {\n grant_type = \"client_credentials\";\n auth_uri = \"https://a/\";\n token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n}", `Line 3, column 2: 'auth_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
 		{"account \"a\" {\n device_auth_uri = \"https://d/\";\n grant_type = \"client_credentials\";\n token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n}", `Line 2, column 2: 'device_auth_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
 		{"account \"a\" {\n grant_type = \"client_credentials\"; token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n redirect_uri = \"http://localhost/\";\n}", `Line 3, column 2: 'redirect_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
@@ -543,22 +553,26 @@ func TestSecureEqual(t *testing.T) {
 		t.Fatal("identical accounts unequal")
 	}
 	for name, change := range map[string]func(*Account){
-		"name":          func(a *Account) { a.Name = "b" },
-		"auth_uri":      func(a *Account) { a.AuthURI += "x" },
-		"token_uri":     func(a *Account) { a.TokenURI += "x" },
-		"client_id":     func(a *Account) { a.ClientID += "x" },
-		"client_secret": func(a *Account) { a.ClientSecret = "" },
-		"scopes":        func(a *Account) { a.Scopes = []string{"s2", "s1"} },
-		"scope added":   func(a *Account) { a.Scopes = append(a.Scopes, "s3") },
-		"redirect_uri":  func(a *Account) { a.RedirectURI = "https://localhost/" },
-		"fields order":  func(a *Account) { a.AuthURIFields = []KV{{"k2", "v2"}, {"k1", "v1"}} },
-		"field value":   func(a *Account) { a.AuthURIFields[1].Value = "v3" },
-		"field dropped": func(a *Account) { a.AuthURIFields = a.AuthURIFields[:1] },
-		"device uri":    func(a *Account) { a.DeviceAuthURI = "" },
-		"auth method":   func(a *Account) { a.TokenEndpointAuthMethod = "client_secret_basic" },
-		"revoke_uri":    func(a *Account) { a.RevokeURI += "x" },
-		"no revoke_uri": func(a *Account) { a.RevokeURI = "" },
-		"grant_type":    func(a *Account) { a.GrantType = "client_credentials" },
+		"name":           func(a *Account) { a.Name = "b" },
+		"auth_uri":       func(a *Account) { a.AuthURI += "x" },
+		"token_uri":      func(a *Account) { a.TokenURI += "x" },
+		"client_id":      func(a *Account) { a.ClientID += "x" },
+		"client_secret":  func(a *Account) { a.ClientSecret = "" },
+		"scopes":         func(a *Account) { a.Scopes = []string{"s2", "s1"} },
+		"scope added":    func(a *Account) { a.Scopes = append(a.Scopes, "s3") },
+		"redirect_uri":   func(a *Account) { a.RedirectURI = "https://localhost/" },
+		"fields order":   func(a *Account) { a.AuthURIFields = []KV{{"k2", "v2"}, {"k1", "v1"}} },
+		"field value":    func(a *Account) { a.AuthURIFields[1].Value = "v3" },
+		"field dropped":  func(a *Account) { a.AuthURIFields = a.AuthURIFields[:1] },
+		"device uri":     func(a *Account) { a.DeviceAuthURI = "" },
+		"auth method":    func(a *Account) { a.TokenEndpointAuthMethod = "client_secret_basic" },
+		"revoke_uri":     func(a *Account) { a.RevokeURI += "x" },
+		"no revoke_uri":  func(a *Account) { a.RevokeURI = "" },
+		"grant_type":     func(a *Account) { a.GrantType = "client_credentials" },
+		"secret command": func(a *Account) { a.ClientSecretCmd = "pass x" },
+		"client_key":     func(a *Account) { a.ClientKey = "k" },
+		"certificate":    func(a *Account) { a.ClientCertificate = "c" },
+		"key's header":   func(a *Account) { a.assertionKey.header = "h" },
 		// Boundaries between fields must not be movable.
 		"name/auth_uri": func(a *Account) { a.Name, a.AuthURI = "ahttps://a/", "" },
 		"scope split":   func(a *Account) { a.Scopes = []string{"s1s2"} },
@@ -781,4 +795,24 @@ func TestE2EConfigWarningShown(t *testing.T) {
 	}
 	defer func() { s.run("shutdown"); cmd.Wait() }()
 	e2eWait(t, 5*time.Second, func() bool { return strings.Contains(errOut.String(), want) }, "the warning on stderr with -d")
+}
+
+// TestParseClientAuth: client credentials with a secret command or a key
+// need no client_secret; the paths and the command are kept as written.
+func TestParseClientAuth(t *testing.T) {
+	c, err := parseConfig([]byte(`
+account "cmd" { grant_type = "client_credentials"; token_uri = "https://t/"; client_id = "c"; client_secret_cmd = "pass show x"; }
+account "jwt" { grant_type = "client_credentials"; token_uri = "https://t/"; client_id = "c";
+    token_endpoint_auth_method = "private_key_jwt"; client_key = "k.pem"; client_certificate = "/etc/c.pem"; }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, jwt := c.Accounts[0], c.Accounts[1]
+	if cmd.ClientSecretCmd != "pass show x" || cmd.ClientSecret != "" || cmd.TokenEndpointAuthMethod != authMethodPost {
+		t.Errorf("client_secret_cmd account: %+v", cmd)
+	}
+	if jwt.ClientKey != "k.pem" || jwt.ClientCertificate != "/etc/c.pem" || jwt.TokenEndpointAuthMethod != authMethodJWT {
+		t.Errorf("private_key_jwt account: %+v", jwt)
+	}
 }

@@ -243,6 +243,9 @@ func accountBlock(m metadata, name, from, tenant string, device bool) string {
 		b.WriteString("    // Issued with the client ID; delete this line if there is none.\n")
 		set("client_secret", "YOUR_CLIENT_SECRET")
 	}
+	if slices.Contains(m.AuthMethods, authMethodJWT) {
+		b.WriteString("    // Or, instead of a client secret, a key whose certificate you upload (pizauth.conf(5)):\n    // token_endpoint_auth_method = \"private_key_jwt\";\n    // client_key = \"key.pem\";\n    // client_certificate = \"cert.pem\";\n")
+	}
 	var scopes []string
 	if strings.Contains(from, "/openid-configuration") {
 		scopes = append(scopes, `"openid"`)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -256,6 +257,18 @@ func TestDiscoverBlock(t *testing.T) {
 			false, func(t *testing.T, a *Account, block string) {
 				if a.TokenEndpointAuthMethod != authMethodBasic {
 					t.Errorf("method %q, want basic", a.TokenEndpointAuthMethod)
+				}
+			}, nil},
+		{"private_key_jwt offered", map[string]any{"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt"}},
+			false, func(t *testing.T, a *Account, block string) {
+				if a.TokenEndpointAuthMethod != authMethodPost || a.ClientSecret == "" {
+					t.Errorf("method %q, secret %q: the secret should stay the default", a.TokenEndpointAuthMethod, a.ClientSecret)
+				}
+				// Taken up as the comment says: the secret goes, the key comes.
+				jwt := regexp.MustCompile(`(?m)^ *client_secret = .*\n`).ReplaceAllString(block, "")
+				jwt = regexp.MustCompile(`(?m)^ *// ((token_endpoint_auth_method|client_key|client_certificate) = )`).ReplaceAllString(jwt, "    $1")
+				if b := mustParseBlock(t, jwt); b.TokenEndpointAuthMethod != authMethodJWT || b.ClientKey != "key.pem" || b.ClientCertificate != "cert.pem" {
+					t.Errorf("uncommented: %+v\n%s", b, jwt)
 				}
 			}, nil},
 		{"nothing said about authentication", map[string]any{"token_endpoint_auth_methods_supported": nil},

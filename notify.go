@@ -36,7 +36,8 @@ const eventQueueDrainTimeout = 3 * hookTimeout
 // by a shell that exits (`notify-send ... &`) are kept.
 //
 // stdout and stderr are the server's stderr as a descriptor, never a pipe,
-// whose copying goroutine a grandchild holding it open would stall. stdin
+// whose copying goroutine a grandchild holding it open would stall (but see
+// execHook's stdout, for the one command whose output pizauth reads). stdin
 // is /dev/null, and the SIGTTOU serverMain ignores stays ignored, so a hook
 // neither reads nor stops on a terminal.
 func runHook(ctx context.Context, name, cmd string, env []string, timeout time.Duration) (exitCode int, err error) {
@@ -47,15 +48,16 @@ func runHook(ctx context.Context, name, cmd string, env []string, timeout time.D
 	if acct, ok := envValue(env, "PIZAUTH_ACCOUNT"); ok {
 		who = fmt.Sprintf("%s for account '%s'", name, acct)
 	}
-	code, err := execHook(ctx, who, cmd, env, timeout)
+	code, err := execHook(ctx, who, cmd, env, timeout, nil)
 	if err != nil {
 		logWarn("%s", err)
 	}
 	return code, err
 }
 
-// execHook does runHook's work; who names the hook in messages.
-func execHook(ctx context.Context, who, cmd string, env []string, timeout time.Duration) (int, error) {
+// execHook does runHook's work; who names the hook in messages. A non-nil
+// stdout gets the command's standard output instead of the server's stderr.
+func execHook(ctx context.Context, who, cmd string, env []string, timeout time.Duration, stdout *secretOutput) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return -1, fmt.Errorf("%s not run: cancelled", who)
 	}
@@ -69,6 +71,11 @@ func execHook(ctx context.Context, who, cmd string, env []string, timeout time.D
 	c.Env = append(os.Environ(), env...)
 	c.Stdout = os.Stderr
 	c.Stderr = os.Stderr
+	if stdout != nil {
+		// os/exec copies the pipe until EOF; WaitDelay stops a grandchild
+		// that keeps it open from stalling Wait.
+		c.Stdout, c.WaitDelay = stdout, time.Second
+	}
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	logDebug("running %s", who)
 	if err := c.Start(); err != nil {
@@ -103,7 +110,7 @@ func execHook(ctx context.Context, who, cmd string, env []string, timeout time.D
 }
 
 func exitResult(who string, c *exec.Cmd, err error) (int, error) {
-	if err == nil {
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) { // exited 0, a grandchild holds stdout
 		logTrace("%s exited with status 0", who)
 		return 0, nil
 	}
@@ -115,6 +122,15 @@ func exitResult(who string, c *exec.Cmd, err error) (int, error) {
 		return -1, fmt.Errorf("%s killed by signal %v", who, ws.Signal())
 	}
 	return st.ExitCode(), fmt.Errorf("%s exited with status %d", who, st.ExitCode())
+}
+
+// secretOutput keeps the first maxSecretLine+1 bytes a command prints, a
+// line too long to be a secret, and discards the rest.
+type secretOutput []byte
+
+func (w *secretOutput) Write(p []byte) (int, error) {
+	*w = append(*w, p[:min(len(p), max(maxSecretLine+1-len(*w), 0))]...)
+	return len(p), nil
 }
 
 // startHook runs a hook whose result nobody acts on, in the background.

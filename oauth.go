@@ -171,7 +171,9 @@ func authURL(a *Account, redirectURI, state, challenge string) string {
 
 // post is the one place that sends a form to a provider, with client
 // authentication (RFC 6749 §2.3.1): the secret in HTTP Basic or the body,
-// never both. Bounded by p.timeout and maxResponseBody; err is *tokenError.
+// never both, or else a fresh signed assertion (RFC 7523 §2.2) whose
+// audience is the token endpoint, whichever endpoint uri is. Bounded by
+// p.timeout and maxResponseBody; err is *tokenError.
 func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Values) (status int, hdr http.Header, body []byte, err error) {
 	if err := checkURL(uri); err != nil {
 		return 0, nil, nil, &tokenError{Permanent: true, Msg: fmt.Sprintf("an endpoint URL %v; fix it in the configuration", err)}
@@ -188,6 +190,14 @@ func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Va
 	basic := a.ClientSecret != "" && a.TokenEndpointAuthMethod == "client_secret_basic"
 	if a.ClientSecret != "" && !basic {
 		vals.Set("client_secret", a.ClientSecret)
+	}
+	if a.assertionKey.key != nil {
+		jwt, err := a.assertionKey.assertion(a.ClientID, a.TokenURI)
+		if err != nil {
+			return 0, nil, nil, &tokenError{Msg: err.Error()}
+		}
+		vals.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		vals.Set("client_assertion", jwt)
 	}
 
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)

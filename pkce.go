@@ -14,8 +14,11 @@ func randomToken(n int) (string, error) {
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("cannot read from the system's random number generator: %w", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	return b64(b), nil
 }
+
+// b64 is base64url without padding, as PKCE and JWS (RFC 7515 §2) want.
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // newStateParam returns an unguessable OAuth2 `state` (32 random bytes).
 func newStateParam() (string, error) { return randomToken(32) }

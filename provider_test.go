@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -62,6 +63,7 @@ type fakeProvider struct {
 	devLegacy   bool                   // spell it verification_url, as Google does
 	revFaults   []fakeFault            // replace the next revocation answers
 	userCodes   map[string]string      // client id → latest user code
+	jtis        map[string]bool        // every client assertion's jti
 
 	// Token introspection (RFC 7662), for resource servers such as Dovecot.
 	expiries         map[string]time.Time // access token → when it expires (absent: never)
@@ -109,6 +111,15 @@ type fakeClient struct {
 	// User is the user name introspection reports for the client's tokens:
 	// the mail server checks it against the login name.
 	User string
+	// Cert, with KeyFile, makes the client authenticate with private_key_jwt:
+	// the provider verifies assertions against the registered certificate,
+	// as Microsoft does, and account() writes client_key = KeyFile and, if
+	// set, client_certificate = CertFile; x5t is expected only then.
+	Cert              *x509.Certificate
+	KeyFile, CertFile string
+	// SecretCmd makes account() write client_secret_cmd = SecretCmd
+	// instead of client_secret.
+	SecretCmd string
 }
 
 // fakeKV is one auth_uri_fields pair.
@@ -125,7 +136,7 @@ type fakeRequest struct {
 	Grant    string // grant_type of a token request
 	ClientID string
 	Form     url.Values
-	Auth     string // client authentication seen: "basic", "post" or "none"
+	Auth     string // client authentication seen: "basic", "post", "jwt" or "none"
 	At       time.Time
 	Status   int  // status answered; 0 while still being handled
 	Active   bool // /introspect: whether the token was declared active
@@ -154,6 +165,12 @@ const (
 	prefixDevice  = "pzDEV-"
 )
 
+// The parameters of RFC 7523 client authentication.
+const (
+	assertion     = "client_assertion"
+	assertionType = "client_assertion_type"
+)
+
 // grantDevice is RFC 8628's grant type.
 const grantDevice = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -176,6 +193,7 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		devices:     map[string]*fakeDevice{},
 		devScripts:  map[string][]string{},
 		userCodes:   map[string]string{},
+		jtis:        map[string]bool{},
 		devInterval: 1,
 		devExpires:  600,
 		devComplete: true,
@@ -212,7 +230,7 @@ func (p *fakeProvider) addClient(c fakeClient) fakeClient {
 	if c.ID == "" {
 		c.ID = e2eRandom("client-")
 	}
-	if c.Secret == "" && !c.Public {
+	if c.Secret == "" && !c.Public && c.Cert == nil {
 		c.Secret = e2eRandom(prefixSecret)
 	}
 	p.mu.Lock()
@@ -244,11 +262,19 @@ func (p *fakeProvider) account(name string, c fakeClient, extra string) string {
 	if c.Basic {
 		b.WriteString("    token_endpoint_auth_method = \"client_secret_basic\";\n")
 	}
+	if c.Cert != nil {
+		fmt.Fprintf(&b, "    token_endpoint_auth_method = \"private_key_jwt\";\n    client_key = %s;\n", confQuote(c.KeyFile))
+		if c.CertFile != "" {
+			fmt.Fprintf(&b, "    client_certificate = %s;\n", confQuote(c.CertFile))
+		}
+	}
 	if c.Revoke {
 		fmt.Fprintf(&b, "    revoke_uri = %s;\n", confQuote(p.URL+"/revoke"))
 	}
 	fmt.Fprintf(&b, "    client_id = %s;\n", confQuote(c.ID))
-	if c.Secret != "" {
+	if c.SecretCmd != "" {
+		fmt.Fprintf(&b, "    client_secret_cmd = %s;\n", confQuote(c.SecretCmd))
+	} else if c.Secret != "" {
 		fmt.Fprintf(&b, "    client_secret = %s;\n", confQuote(c.Secret))
 	}
 	if c.Scopes != nil {
@@ -490,7 +516,7 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 	var refreshOld string
 	switch grant {
 	case "authorization_code":
-		allowed = []string{"grant_type", "code", "client_id", "code_verifier", "redirect_uri", "client_secret"}
+		allowed = []string{"grant_type", "code", "client_id", "code_verifier", "redirect_uri", "client_secret", assertion, assertionType}
 		code := form.Get("code")
 		p.mu.Lock()
 		fc := p.codes[code]
@@ -520,7 +546,7 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case "refresh_token":
-		allowed = []string{"grant_type", "refresh_token", "client_id", "client_secret"}
+		allowed = []string{"grant_type", "refresh_token", "client_id", "client_secret", assertion, assertionType}
 		refreshOld = form.Get("refresh_token")
 		p.mu.Lock()
 		owner, ok := p.refreshes[refreshOld]
@@ -531,7 +557,7 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 			probs = append(probs, "refresh token of another client")
 		}
 	case grantDevice:
-		allowed = []string{"grant_type", "device_code", "client_id", "client_secret"}
+		allowed = []string{"grant_type", "device_code", "client_id", "client_secret", assertion, assertionType}
 		p.mu.Lock()
 		d := p.devices[form.Get("device_code")]
 		now := time.Now()
@@ -548,7 +574,7 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		p.mu.Unlock()
 	case "client_credentials":
-		allowed = []string{"grant_type", "scope", "client_id", "client_secret"}
+		allowed = []string{"grant_type", "scope", "client_id", "client_secret", assertion, assertionType}
 		p.mu.Lock()
 		c := p.clients[clientID]
 		p.mu.Unlock()
@@ -660,8 +686,9 @@ func (p *fakeProvider) handleToken(w http.ResponseWriter, r *http.Request) {
 // checkClient checks a request's client authentication (RFC 6749 §2.3.1)
 // against the registered client, for every endpoint alike: HTTP Basic with
 // both parts form-urlencoded for Basic clients, the body otherwise, no
-// secret at all for public clients, and never the secret both ways. auth
-// is what was seen: "basic", "post" or "none".
+// secret at all for public clients, never the secret both ways, and for
+// private_key_jwt clients an assertion checked as a real provider checks
+// it. auth is what was seen: "basic", "post", "jwt" or "none".
 func (p *fakeProvider) checkClient(r *http.Request, form url.Values) (clientID, auth string, probs []string) {
 	clientID = form.Get("client_id")
 	user, pass, basic := r.BasicAuth()
@@ -680,6 +707,8 @@ func (p *fakeProvider) checkClient(r *http.Request, form url.Values) (clientID, 
 	switch {
 	case basic:
 		auth = "basic"
+	case form.Has("client_assertion"):
+		auth = "jwt"
 	case form.Has("client_secret"):
 		auth = "post"
 	default:
@@ -694,6 +723,24 @@ func (p *fakeProvider) checkClient(r *http.Request, form url.Values) (clientID, 
 	switch {
 	case !known:
 		probs = append(probs, fmt.Sprintf("unknown client_id %q", clientID))
+	case c.Cert != nil:
+		if basic || form.Has("client_secret") {
+			probs = append(probs, "a client secret sent by a private_key_jwt client")
+		}
+		if form.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+			probs = append(probs, fmt.Sprintf("client_assertion_type %q", form.Get("client_assertion_type")))
+		}
+		jti, aprobs := verifyAssertion(form.Get("client_assertion"), c.Cert, c.CertFile != "", c.ID, p.URL+"/token", time.Now())
+		probs = append(probs, aprobs...)
+		p.mu.Lock()
+		if p.jtis[jti] {
+			probs = append(probs, "client_assertion replayed: its jti was seen before")
+		}
+		p.jtis[jti] = true
+		p.secrets = append(p.secrets, form.Get("client_assertion"))
+		p.mu.Unlock()
+	case form.Has("client_assertion"), form.Has("client_assertion_type"):
+		probs = append(probs, "client_assertion from a client without a registered certificate")
 	case c.Basic:
 		if !basic || user != c.ID || pass != c.Secret {
 			probs = append(probs, "HTTP Basic client authentication missing or wrong")
@@ -760,7 +807,7 @@ func (p *fakeProvider) handleDevice(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		io.WriteString(w, body)
 	}
-	probs := checkForm(r, form, ferr, "client_id", "client_secret", "scope")
+	probs := checkForm(r, form, ferr, "client_id", "client_secret", assertion, assertionType, "scope")
 	clientID, auth, aprobs := p.checkClient(r, form)
 	probs = append(probs, aprobs...)
 	p.setAuth(idx, auth)
@@ -853,7 +900,7 @@ func (p *fakeProvider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		io.WriteString(w, body)
 	}
-	probs := checkForm(r, form, ferr, "client_id", "client_secret", "token", "token_type_hint")
+	probs := checkForm(r, form, ferr, "client_id", "client_secret", assertion, assertionType, "token", "token_type_hint")
 	clientID, auth, aprobs := p.checkClient(r, form)
 	probs = append(probs, aprobs...)
 	p.setAuth(idx, auth)

@@ -121,10 +121,6 @@ func startServer(confArg string) (*server, error) {
 	if abs, err := filepath.Abs(confPath); err == nil {
 		confPath = abs
 	}
-	conf, err := loadConfig(confPath)
-	if err != nil {
-		return nil, err
-	}
 	dir := runtimeDir()
 	if err := prepareRuntimeDir(dir); err != nil {
 		return nil, err
@@ -134,7 +130,14 @@ func startServer(confArg string) (*server, error) {
 		return nil, err
 	}
 	sock := socketPath(dir)
-	if err := checkNotRunning(sock); err != nil {
+	// The configuration only now: a second server must not run a
+	// client_secret_cmd.
+	err = checkNotRunning(sock)
+	var conf *Config
+	if err == nil {
+		conf, err = loadConfig(confPath)
+	}
+	if err != nil {
 		lock.Close()
 		return nil, err
 	}
