@@ -10,8 +10,15 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 )
+
+// procNetMu lets one connection at a time read the socket tables: each
+// read holds a descriptor and costs a scan of every socket, so a flood of
+// connections, each looking itself up at once, would exhaust the
+// descriptors that the Unix socket needs.
+var procNetMu sync.Mutex
 
 // peerUID is the uid of the process at the other end of c (SO_PEERCRED).
 func peerUID(c *net.UnixConn) (int, error) {
@@ -40,6 +47,8 @@ func tcpPeerUID(c net.Conn) (int, error) {
 	peer, _ := c.RemoteAddr().(*net.TCPAddr)
 	us, _ := c.LocalAddr().(*net.TCPAddr)
 	var pat [80]byte
+	procNetMu.Lock()
+	defer procNetMu.Unlock()
 	// An IPv4 peer's socket may be IPv6, its address then v4-mapped; an
 	// IPv6 address written for the IPv4 table matches nothing.
 	for i, name := range [...]string{"/proc/net/tcp", "/proc/net/tcp6"} {
