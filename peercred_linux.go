@@ -11,14 +11,24 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
-// procNetMu lets one connection at a time read the socket tables: each
-// read holds a descriptor and costs a scan of every socket, so a flood of
-// connections, each looking itself up at once, would exhaust the
-// descriptors that the Unix socket needs.
-var procNetMu sync.Mutex
+// procNet is the last read of the socket tables, shared by the connections
+// that wait for it. Each read holds a descriptor and costs the kernel a line
+// per socket, so a flood of connections each reading for itself would
+// exhaust the descriptors the Unix socket needs and keep a browser waiting
+// for seconds. A read that began after a connection was accepted names its
+// peer, so one read answers every connection accepted before it; the
+// tables are dropped when nobody waits, as an idle server holds no copy.
+var procNet struct {
+	sync.Mutex
+	read    time.Time // when the tables' read began
+	tables  [2][]byte // /proc/net/tcp, /proc/net/tcp6
+	waiting atomic.Int32
+}
 
 // peerUID is the uid of the process at the other end of c (SO_PEERCRED).
 func peerUID(c *net.UnixConn) (int, error) {
@@ -46,16 +56,29 @@ func peerUID(c *net.UnixConn) (int, error) {
 func tcpPeerUID(c net.Conn) (int, error) {
 	peer, _ := c.RemoteAddr().(*net.TCPAddr)
 	us, _ := c.LocalAddr().(*net.TCPAddr)
+	if peer == nil || us == nil {
+		return -1, errors.New("not a TCP connection")
+	}
+	asked := time.Now()
+	procNet.waiting.Add(1)
+	procNet.Lock()
+	procNet.waiting.Add(-1)
+	defer func() {
+		if procNet.waiting.Load() == 0 {
+			procNet.tables = [2][]byte{}
+		}
+		procNet.Unlock()
+	}()
+	if !procNet.read.After(asked) {
+		procNet.read = time.Now()
+		for i, name := range [...]string{"/proc/net/tcp", "/proc/net/tcp6"} {
+			procNet.tables[i], _ = os.ReadFile(name)
+		}
+	}
 	var pat [80]byte
-	procNetMu.Lock()
-	defer procNetMu.Unlock()
 	// An IPv4 peer's socket may be IPv6, its address then v4-mapped; an
 	// IPv6 address written for the IPv4 table matches nothing.
-	for i, name := range [...]string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		table, err := os.ReadFile(name)
-		if err != nil || peer == nil || us == nil {
-			continue
-		}
+	for i, table := range procNet.tables {
 		// The line's sl, local and remote address columns, as the kernel
 		// writes them: ": %08X:%04X %08X:%04X ".
 		p := append(appendProcAddr(append(pat[:0], ": "...), peer, i == 0), ' ')
