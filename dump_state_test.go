@@ -67,7 +67,7 @@ func TestRestoreRules(t *testing.T) {
 	foreign := entries[0]
 	foreign.Name, foreign.SecureKey = "empty", changed.secureKey()
 
-	if n := s.restore(append(entries, gone, foreign)); n != 1 {
+	if n, _ := s.restore(append(entries, gone, foreign)); n != 1 {
 		t.Errorf("restore adopted %d tokens, want 1 (expired)", n)
 	}
 	s.mu.Lock()

@@ -472,12 +472,12 @@ func (s *state) snapshot() []dumpEntry {
 }
 
 // restore adopts a dump's tokens for unchanged accounts without an Active
-// token, skipping expired ones that cannot be renewed, and counts them.
-func (s *state) restore(entries []dumpEntry) int {
+// token, skipping expired ones that cannot be renewed. It counts them, and
+// names the accounts whose settings changed since the dump.
+func (s *state) restore(entries []dumpEntry) (n int, changed []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock()
-	n := 0
 	for _, e := range entries {
 		a := s.accts[e.Name]
 		if !e.Active || a == nil || a.kind == kindActive || e.RefreshToken == "" && !isCC(a.acct) && !now.wall.Before(e.Expiry) {
@@ -485,6 +485,7 @@ func (s *state) restore(entries []dumpEntry) int {
 		}
 		// Last, as the only check that allocates.
 		if string(a.acct.secureKey()) != string(e.SecureKey) {
+			changed = append(changed, e.Name)
 			continue
 		}
 		a.reset()
@@ -497,5 +498,5 @@ func (s *state) restore(entries []dumpEntry) int {
 	if n > 0 {
 		s.wake()
 	}
-	return n
+	return n, changed
 }
