@@ -82,61 +82,24 @@ func roundTripTo(path string, timeout time.Duration, fields ...[]byte) ([][]byte
 	return decodeResponse(resp)
 }
 
-// clientMain runs every command but `server` and returns the exit status.
+// clientMain runs every command but `server`, `discover` and `info` (one
+// request, one answer) and returns the exit status.
 func clientMain(o opts) int {
-	flag := ""
-	if o.noURL {
-		flag = "u"
+	if lo, _ := nargsFor(o.cmd); len(o.args) < lo {
+		return missingAccount(o.cmd)
 	}
+	req := [][]byte{[]byte(o.cmd)}
 	switch o.cmd {
 	case "show", "refresh":
-		vals, err := roundTrip([]byte(o.cmd), []byte(flag), []byte(o.args[0]))
-		if err != nil {
-			return fatalf("%v", err)
-		}
-		if o.cmd == "show" && len(vals) == 1 {
-			out := make([]byte, 0, len(vals[0])+1)
-			out = append(append(out, vals[0]...), '\n')
-			if _, err := os.Stdout.Write(out); err != nil {
-				return fatalf("Can't write the token: %v", err)
-			}
-		}
-		return 0
+		req = append(req, []byte(o.flag), []byte(o.args[0]))
 	case "status":
-		if o.json {
-			flag = "j"
-		}
-		vals, err := roundTrip([]byte("status"), []byte(flag))
-		if err != nil {
-			return fatalf("%v", err)
-		}
-		if len(vals) == 1 {
-			os.Stdout.Write(vals[0])
-		}
-		return 0
-	case "info":
-		return infoMain(o)
-	case "shutdown":
-		if _, err := roundTrip([]byte("shutdown")); err != nil {
-			return fatalf("%v", err)
-		}
-		return waitStopped()
-	case "reload", "dump":
-		vals, err := roundTrip([]byte(o.cmd))
-		if err != nil {
-			return fatalf("%v", err)
-		}
-		if o.cmd == "dump" && len(vals) == 1 {
-			if _, err := os.Stdout.Write(vals[0]); err != nil {
-				return fatalf("Can't write the dump: %v", err)
-			}
-		}
-		return 0
+		req = append(req, []byte(o.flag))
 	case "revoke":
-		if _, err := roundTrip([]byte("revoke"), []byte(o.args[0])); err != nil {
-			return fatalf("%v", err)
+		req = append(req, []byte(o.args[0]))
+	case "dump":
+		if isTerminal(os.Stdout) {
+			return fatalf("Not writing the dump to a terminal: redirect it to a program that encrypts it, e.g. 'pizauth dump | age -R recipients.txt -o pizauth.age'")
 		}
-		return 0
 	case "restore":
 		// One byte past the limit: refuse an oversized stream here.
 		b, err := io.ReadAll(io.LimitReader(os.Stdin, maxDumpSize+1))
@@ -149,19 +112,60 @@ func clientMain(o opts) int {
 		if len(b) == 0 {
 			return fatalf("Nothing to restore: stdin is empty (pipe the output of 'pizauth dump' into 'pizauth restore')")
 		}
-		if _, err := roundTrip([]byte("restore"), b); err != nil {
-			return fatalf("%v", err)
-		}
+		req = append(req, b)
+	}
+	vals, err := roundTrip(req...)
+	if err != nil {
+		return fatalf("%v", err)
+	}
+	if o.cmd == "shutdown" {
+		return waitStopped()
+	}
+	if len(vals) != 1 {
 		return 0
 	}
-	fmt.Fprint(os.Stderr, usage)
-	return 1
+	out := vals[0]
+	switch o.cmd {
+	case "show":
+		// One write: a reader never sees the token without its newline.
+		out = append(append(make([]byte, 0, len(out)+1), out...), '\n')
+		fallthrough
+	case "status", "dump":
+		if _, err := os.Stdout.Write(out); err != nil {
+			return fatalf("Can't write to standard output: %v", err)
+		}
+	case "restore":
+		fmt.Fprintf(os.Stderr, "%s\n", out)
+	}
+	return 0
+}
+
+// missingAccount says that cmd's account is missing and, when a server
+// answers, which accounts it has.
+func missingAccount(cmd string) int {
+	msg, sep := "Missing account name: pizauth "+cmd+" <account>", "; the server's accounts are '"
+	var st struct{ Accounts []struct{ Name string } }
+	if vals, err := roundTrip([]byte("status"), []byte("j")); err == nil && len(vals) == 1 && json.Unmarshal(vals[0], &st) == nil {
+		for _, a := range st.Accounts {
+			msg, sep = msg+sep+a.Name+"'", ", '"
+		}
+	}
+	return fatalf("%s", msg)
+}
+
+// isTerminal says whether f is a terminal, or at least a character device
+// other than /dev/null, where a dump would be as bad.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	null, nerr := os.Stat(os.DevNull)
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && (nerr != nil || !os.SameFile(fi, null))
 }
 
 // infoFormatVersion is bumped whenever the `info -j` object changes shape.
 const infoFormatVersion = 2
 
-// infoMain prints what it knows, and what a server, if any, says.
+// infoMain prints what it knows, and what a server, if any, says. The JSON
+// has every member of the original's `info -j`, under its names, and ours.
 func infoMain(o opts) int {
 	conf, err := confPath(o.conf)
 	if err != nil {
@@ -169,7 +173,7 @@ func infoMain(o opts) int {
 	}
 	dir := runtimeDir()
 	vals, err := roundTrip([]byte("info"))
-	running := err == nil && len(vals) == 4
+	running := err == nil && len(vals) == 5
 	if err != nil && !errors.Is(err, errNotRunning) {
 		fmt.Fprintf(os.Stderr, "WARN - %v\n", err)
 	}
@@ -177,10 +181,11 @@ func infoMain(o opts) int {
 		// The file the running server reads, which -c may have chosen.
 		conf = string(vals[3])
 	}
-	if o.json {
+	if o.flag == "j" {
 		type serverInfo struct {
 			HTTPPort    string `json:"http_port"`
 			HTTPSPort   string `json:"https_port"`
+			PubKey      string `json:"https_pub_key,omitempty"`
 			Fingerprint string `json:"https_cert_fingerprint"`
 		}
 		out := struct {
@@ -193,11 +198,14 @@ func infoMain(o opts) int {
 			Server     *serverInfo `json:"server_info,omitempty"`
 		}{infoFormatVersion, pizauthVersion(), os.Args[0], dir, conf, running, nil}
 		if running {
-			out.Server = &serverInfo{string(vals[0]), string(vals[1]), string(vals[2])}
+			out.Server = &serverInfo{string(vals[0]), string(vals[1]), string(vals[4]), string(vals[2])}
 		}
 		b, _ := json.Marshal(out)
 		os.Stdout.Write(append(b, '\n'))
 		return 0
+	}
+	if _, err := os.Stat(conf); conf != "" && errors.Is(err, os.ErrNotExist) {
+		conf += " (does not exist)"
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "pizauth version %s:\n", pizauthVersion())

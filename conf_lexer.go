@@ -190,10 +190,9 @@ func lexAny(l *lexer) stateFn {
 	switch {
 	case c == '"':
 		return lexString
-	case c == '/':
-		if strings.HasPrefix(l.src[l.off:], "//") {
-			return lexComment
-		}
+	case c == '/' && strings.HasPrefix(l.src[l.off:], "//"):
+		return lexComment
+	case c == '/' || c == '#':
 		return l.runeErr(" (comments start with //)")
 	case isDigit(c):
 		return lexTime
@@ -244,7 +243,7 @@ func lexString(l *lexer) stateFn {
 		l.col += i - l.off
 		l.off = i
 		if l.off >= len(l.src) {
-			return l.errorAt(l.start, "unterminated string: the closing '\"' is missing")
+			return l.errorAt(l.start, "string opened at line %d is never closed: add its closing '\"'", l.start.line)
 		}
 		switch l.src[l.off] {
 		case '"':
@@ -265,7 +264,7 @@ func lexString(l *lexer) stateFn {
 			l.off++
 			l.col++
 			if l.off >= len(l.src) {
-				return l.errorAt(l.start, "unterminated string: the closing '\"' is missing")
+				return l.errorAt(l.start, "string opened at line %d is never closed: add its closing '\"'", l.start.line)
 			}
 			if c := l.src[l.off]; c != '"' && c != '\\' {
 				if !l.step() {
@@ -325,15 +324,16 @@ func lexTime(l *lexer) stateFn {
 		l.off++
 		l.col++
 	}
-	// Swallow the rest of a word such as 15ms, which is then refused whole.
-	bad := l.off < len(l.src) && isIdentChar(l.src[l.off])
+	// Swallow the rest of a word such as 15ms, which is then refused whole;
+	// 1.5m is refused at its '.'.
+	bad := l.off < len(l.src) && (isIdentChar(l.src[l.off]) || l.src[l.off] == '.')
 	for l.off < len(l.src) && isIdentChar(l.src[l.off]) {
 		l.off++
 		l.col++
 	}
 	switch {
 	case bad:
-		return l.errorAt(l.start, "invalid time: write a whole number followed by s, m, h or d, e.g. 90s (strings need double quotes)")
+		return l.errorAt(l.start, "a time is a whole number followed by s, m, h or d, such as 90s for 1.5m (strings need double quotes)")
 	case unit == 0:
 		return l.errorAt(l.start, "a time needs a unit: s, m, h or d (strings need double quotes)")
 	case overflow || n > int64(math.MaxInt64/unit):

@@ -103,17 +103,20 @@ const (
 // maxConfigSize bounds what loadConfig reads (-c pointing at a disk image).
 const maxConfigSize = 64 << 20
 
+// confError is a mistake at a place in the file: LINE:COLUMN: message,
+// which loadConfig prefixes with the path, as compilers do, so that a
+// `reload` error in a log names the file too.
 type confError struct {
 	pos
 	msg string
 }
 
 func (e *confError) Error() string {
-	return fmt.Sprintf("Line %d, column %d: %s", e.line, e.col, e.msg)
+	return fmt.Sprintf("%d:%d: %s", e.line, e.col, e.msg)
 }
 
 func errAt(p pos, format string, args ...any) error {
-	return &confError{p, fmt.Sprintf(format, args...)}
+	return &confError{pos: p, msg: fmt.Sprintf(format, args...)}
 }
 
 // loadConfig reads and parses the configuration file at path, and loads
@@ -132,10 +135,13 @@ func loadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("Can't read configuration file '%s': larger than %d MiB", path, maxConfigSize>>20)
 	}
 	c, err := parseConfig(src)
-	if err == nil {
-		err = loadCredentials(c, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s:%w", path, err)
 	}
-	return c, err
+	for i, w := range c.Warnings {
+		c.Warnings[i] = path + ":" + w
+	}
+	return c, loadCredentials(c, filepath.Dir(path))
 }
 
 // readError words an I/O failure without repeating the path.
@@ -264,13 +270,16 @@ func reservedField(key string) bool {
 
 // parser is a recursive-descent parser with one token of lookahead.
 type parser struct {
-	lx    *lexer
-	tok   token
-	cfg   *Config
-	seen  [nKeys]pos // global settings already given
-	none  [2]pos     // where http_listen, https_listen were set to none
-	accts []acctParse
-	names map[string]struct{}
+	lx   *lexer
+	tok  token
+	prev token // the token before tok
+	// The first string since the last setting name that isPlaceholder.
+	placeholderAt pos
+	cfg           *Config
+	seen          [nKeys]pos // global settings already given
+	none          [2]pos     // where http_listen, https_listen were set to none
+	accts         []acctParse
+	names         map[string]struct{}
 }
 
 // acctParse is what the whole-file checks need beyond the Account.
@@ -309,12 +318,22 @@ type value struct {
 	hintAt     pos // first map key "login_hint"
 }
 
-func (p *parser) advance() { p.tok = p.lx.next() }
+func (p *parser) advance() {
+	p.prev, p.tok = p.tok, p.lx.next()
+	if p.tok.kind == tokString && p.placeholderAt == (pos{}) && isPlaceholder(p.tok.val) {
+		p.placeholderAt = p.tok.pos
+	}
+}
 
-// unexpected reports the current token (a lexical error as itself).
+// unexpected reports the current token (a lexical error as itself). Right
+// after a string that spans lines, the mistake is most likely that
+// string's missing closing quote, many lines up.
 func (p *parser) unexpected(want string) error {
 	if p.tok.kind == tokError {
 		return errAt(p.tok.pos, "%s", p.tok.val)
+	}
+	if p.prev.kind == tokString && strings.IndexByte(p.prev.val, '\n') >= 0 {
+		return errAt(p.tok.pos, "expected %s, found %s: the string opened at line %d runs on to here; is its closing '\"' missing?", want, p.tok.describe(), p.prev.line)
 	}
 	return errAt(p.tok.pos, "expected %s, found %s", want, p.tok.describe())
 }
@@ -487,9 +506,9 @@ func (p *parser) parseSetting(scope uint8, seen *[nKeys]pos) (keyID, value, erro
 	case name == "account" && scope == inAccount:
 		return 0, value{}, errAt(keyTok.pos, "account blocks can't be nested: close this account with '}' first")
 	case !ok && scope == inGlobal:
-		return 0, value{}, errAt(keyTok.pos, "Unknown setting: check its spelling against pizauth.conf(5)")
+		return 0, value{}, errAt(keyTok.pos, "Unknown setting: %s", suggestKey(name, scope))
 	case !ok:
-		return 0, value{}, errAt(keyTok.pos, "Unknown account setting: check its spelling against pizauth.conf(5)")
+		return 0, value{}, errAt(keyTok.pos, "Unknown account setting: %s", suggestKey(name, scope))
 	case kscope&scope == 0 && scope == inGlobal:
 		return 0, value{}, errAt(keyTok.pos, "'%s' can only be set inside an account block", name)
 	case kscope&scope == 0:
@@ -498,6 +517,7 @@ func (p *parser) parseSetting(scope uint8, seen *[nKeys]pos) (keyID, value, erro
 		return 0, value{}, errAt(keyTok.pos, "Mustn't specify '%s' more than once", name)
 	}
 	seen[id] = keyTok.pos
+	p.placeholderAt = pos{}
 	p.advance()
 	if err := p.expect(tokEquals); err != nil {
 		return 0, value{}, err
@@ -509,7 +529,62 @@ func (p *parser) parseSetting(scope uint8, seen *[nKeys]pos) (keyID, value, erro
 	if err := p.expect(tokSemi); err != nil {
 		return 0, value{}, err
 	}
+	// Hooks are shell commands, where <a-b> may be redirections.
+	if at := p.placeholderAt; at != (pos{}) && scope == inAccount && !strings.HasSuffix(name, "_cmd") {
+		return 0, value{}, errAt(at, "'%s' still holds a placeholder such as <your-client-id> from the examples: replace it with your own value", name)
+	}
 	return id, v, nil
+}
+
+// suggestKey is advice on an unknown setting name: the setting of scope
+// closest to it, if only one is a typing mistake or two away, else the
+// manual. The name itself is never repeated: it may be a secret that lost
+// its quotes.
+func suggestKey(name string, scope uint8) string {
+	best, bestD, tie := "", 3, false
+	for _, k := range keys {
+		if d := editDistance(strings.ToLower(name), k.name); k.scope&scope != 0 && d <= bestD {
+			best, tie, bestD = k.name, d == bestD, d
+		}
+	}
+	if tie || bestD > 2 || 3*bestD > len(name) {
+		return "check its spelling against pizauth.conf(5)"
+	}
+	return "did you mean '" + best + "'?"
+}
+
+// editDistance is the Levenshtein distance between two ASCII words.
+func editDistance(a, b string) int {
+	row := make([]int, len(b)+1)
+	for j := range row {
+		row[j] = j
+	}
+	for i := range a {
+		diag := row[0]
+		row[0] = i + 1
+		for j := range b {
+			d := min(row[j+1], row[j], diag) + 1
+			if a[i] == b[j] {
+				d = diag // never more than the other two ways, plus one
+			}
+			diag, row[j+1] = row[j+1], d
+		}
+	}
+	return row[len(b)]
+}
+
+// isPlaceholder says whether s holds a value left from the examples, such
+// as <your-client-id> or <you@example.com>: lower-case letters, digits and
+// ._ with a '-' or '@', between '<' and '>'. No URL, scope or secret a
+// provider issues looks like that.
+func isPlaceholder(s string) bool {
+	for _, rest, ok := strings.Cut(s, "<"); ok; _, rest, ok = strings.Cut(rest, "<") {
+		in, _, closed := strings.Cut(rest, ">")
+		if closed && strings.ContainsAny(in, "-@") && strings.Trim(in, "abcdefghijklmnopqrstuvwxyz0123456789@._-") == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // parseValue: value = STRING | TIME | "none" | list | map .

@@ -238,126 +238,142 @@ const acct = "account \"a\" {\n auth_uri = \"https://a/\";\n token_uri = \"https
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		// Lexical errors.
-		{`startup_cmd = "abc\q";`, `Line 1, column 19: invalid escape '\q' in string: only \" and \\ are allowed`},
-		{"startup_cmd = \"abc\\é\";", `Line 1, column 19: invalid escape '\é' in string: only \" and \\ are allowed`},
-		{`startup_cmd = "abc\`, `Line 1, column 15: unterminated string: the closing '"' is missing`},
-		{"startup_cmd = \"ab\ncd;\n", `Line 1, column 15: unterminated string: the closing '"' is missing`},
-		{`startup_cmd = 15;`, `Line 1, column 15: a time needs a unit: s, m, h or d (strings need double quotes)`},
-		{`startup_cmd = 15 s;`, `Line 1, column 15: a time needs a unit: s, m, h or d (strings need double quotes)`},
-		{`startup_cmd = 15ms;`, `Line 1, column 15: invalid time: write a whole number followed by s, m, h or d, e.g. 90s (strings need double quotes)`},
-		{`refresh_retry = 99999999999999999999999d;`, `Line 1, column 17: time too large (the maximum is about 292 years)`},
-		{`refresh_retry = 106752d;`, `Line 1, column 17: time too large (the maximum is about 292 years)`},
-		{"startup_cmd = \xff;", `Line 1, column 15: invalid UTF-8 byte 0xff: the configuration file must be UTF-8 encoded`},
-		{"startup_cmd = \"é\xe9\";", `Line 1, column 17: invalid UTF-8 byte 0xe9: the configuration file must be UTF-8 encoded`},
-		{"// comment \xc0\n", `Line 1, column 12: invalid UTF-8 byte 0xc0: the configuration file must be UTF-8 encoded`},
-		{"startup_cmd = \"a\x00\";", `Line 1, column 17: NUL byte not allowed in configuration file`},
-		{"\x00", `Line 1, column 1: NUL byte not allowed in configuration file`},
-		{`startup_cmd = $;`, `Line 1, column 15: unexpected character '$'`},
-		{`startup_cmd = / x;`, `Line 1, column 15: unexpected character '/' (comments start with //)`},
-		{"startup_cmd = \"a\néé\";\té", `Line 2, column 6: unexpected character 'é'`},
-		{"startup_cmd =\u00a0\"x\";", `Line 1, column 14: unexpected character '\u00a0'`},
+		{`startup_cmd = "abc\q";`, `1:19: invalid escape '\q' in string: only \" and \\ are allowed`},
+		{"startup_cmd = \"abc\\é\";", `1:19: invalid escape '\é' in string: only \" and \\ are allowed`},
+		{`startup_cmd = "abc\`, `1:15: string opened at line 1 is never closed: add its closing '"'`},
+		{"startup_cmd = \"ab\ncd;\n", `1:15: string opened at line 1 is never closed: add its closing '"'`},
+		{`startup_cmd = 15;`, `1:15: a time needs a unit: s, m, h or d (strings need double quotes)`},
+		{`startup_cmd = 15 s;`, `1:15: a time needs a unit: s, m, h or d (strings need double quotes)`},
+		{`startup_cmd = 15ms;`, `1:15: a time is a whole number followed by s, m, h or d, such as 90s for 1.5m (strings need double quotes)`},
+		{`refresh_retry = 99999999999999999999999d;`, `1:17: time too large (the maximum is about 292 years)`},
+		{`refresh_retry = 106752d;`, `1:17: time too large (the maximum is about 292 years)`},
+		{"startup_cmd = \xff;", `1:15: invalid UTF-8 byte 0xff: the configuration file must be UTF-8 encoded`},
+		{"startup_cmd = \"é\xe9\";", `1:17: invalid UTF-8 byte 0xe9: the configuration file must be UTF-8 encoded`},
+		{"// comment \xc0\n", `1:12: invalid UTF-8 byte 0xc0: the configuration file must be UTF-8 encoded`},
+		{"startup_cmd = \"a\x00\";", `1:17: NUL byte not allowed in configuration file`},
+		{"\x00", `1:1: NUL byte not allowed in configuration file`},
+		{`startup_cmd = $;`, `1:15: unexpected character '$'`},
+		{`startup_cmd = / x;`, `1:15: unexpected character '/' (comments start with //)`},
+		{"startup_cmd = \"a\néé\";\té", `2:6: unexpected character 'é'`},
+		{"startup_cmd =\u00a0\"x\";", `1:14: unexpected character '\u00a0'`},
 
 		// Syntax errors.
-		{"account \"a\" {\n  auth_uri = \"https://a/\"\n  token_uri = \"x\";}", `Line 3, column 3: expected ';', found 'token_uri'`},
-		{`=`, `Line 1, column 1: expected a setting name or 'account', found '='`},
-		{`account`, `Line 1, column 8: expected an account name in double quotes, found end of file`},
-		{`account a {}`, `Line 1, column 9: expected an account name in double quotes, found a word`},
-		{`account "a" }`, `Line 1, column 13: expected '{', found '}'`},
-		{`account "a" { ; }`, `Line 1, column 15: expected a setting name or '}', found ';'`},
-		{`account "a" { client_secret "s3cret"; }`, `Line 1, column 29: expected '=', found a string`},
-		{`account "a" { auth_uri = ; }`, `Line 1, column 26: expected a value (a string, a time, none, [...] or {...}), found ';'`},
-		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/";`, `Line 1, column 65: expected '}' to close account 'a' (line 1), found end of file`},
-		{`account "a" { scopes = ["a" "b"]; }`, `Line 1, column 29: expected ',', found a string`},
-		{`account "a" { scopes = ["a", 1s]; }`, `Line 1, column 30: expected a string or ']', found a time`},
-		{`account "a" { auth_uri_fields = {"a" "b"}; }`, `Line 1, column 38: expected ':', found a string`},
-		{`account "a" { auth_uri_fields = {"a": none}; }`, `Line 1, column 39: expected a string value, found 'none'`},
-		{`account "a" { auth_uri_fields = {1s}; }`, `Line 1, column 34: expected a string key or '}', found a time`},
-		{`account "a" { account "b" {} }`, `Line 1, column 15: account blocks can't be nested: close this account with '}' first`},
+		{"account \"a\" {\n  auth_uri = \"https://a/\"\n  token_uri = \"x\";}", `3:3: expected ';', found 'token_uri'`},
+		{`=`, `1:1: expected a setting name or 'account', found '='`},
+		{`account`, `1:8: expected an account name in double quotes, found end of file`},
+		{`account a {}`, `1:9: expected an account name in double quotes, found a word`},
+		{`account "a" }`, `1:13: expected '{', found '}'`},
+		{`account "a" { ; }`, `1:15: expected a setting name or '}', found ';'`},
+		{`account "a" { client_secret "s3cret"; }`, `1:29: expected '=', found a string`},
+		{`account "a" { auth_uri = ; }`, `1:26: expected a value (a string, a time, none, [...] or {...}), found ';'`},
+		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/";`, `1:65: expected '}' to close account 'a' (line 1), found end of file`},
+		{`account "a" { scopes = ["a" "b"]; }`, `1:29: expected ',', found a string`},
+		{`account "a" { scopes = ["a", 1s]; }`, `1:30: expected a string or ']', found a time`},
+		{`account "a" { auth_uri_fields = {"a" "b"}; }`, `1:38: expected ':', found a string`},
+		{`account "a" { auth_uri_fields = {"a": none}; }`, `1:39: expected a string value, found 'none'`},
+		{`account "a" { auth_uri_fields = {1s}; }`, `1:34: expected a string key or '}', found a time`},
+		{`account "a" { account "b" {} }`, `1:15: account blocks can't be nested: close this account with '}' first`},
 
 		// Keys.
-		{`foo = 1s;`, `Line 1, column 1: Unknown setting: check its spelling against pizauth.conf(5)`},
-		{`account "a" { foo = 1s; }`, `Line 1, column 15: Unknown account setting: check its spelling against pizauth.conf(5)`},
-		{`auth_error_cmd = "x";`, `Line 1, column 1: 'auth_error_cmd' has been renamed to 'error_notify_cmd'`},
-		{`not_transient_error_if = "x";`, `Line 1, column 1: 'not_transient_error_if' has been replaced by 'transient_error_if_cmd' (whose command exits 0 when an error is transient)`},
-		{`account "a" { http_listen = none; }`, `Line 1, column 15: 'http_listen' is a global setting: move it outside the account block`},
-		{`client_id = "x";`, `Line 1, column 1: 'client_id' can only be set inside an account block`},
-		{"account \"a\" {\n  client_id = \"x\";\n  client_id = \"y\";\n}", `Line 3, column 3: Mustn't specify 'client_id' more than once`},
-		{`auth_notify_cmd = "a"; auth_notify_cmd = "b";`, `Line 1, column 24: Mustn't specify 'auth_notify_cmd' more than once`},
-		{"refresh_retry = 1s;\n" + acct + "refresh_retry = 2s;", `Line 7, column 1: Mustn't specify 'refresh_retry' more than once`},
+		{`foo = 1s;`, `1:1: Unknown setting: check its spelling against pizauth.conf(5)`},
+		{`account "a" { foo = 1s; }`, `1:15: Unknown account setting: check its spelling against pizauth.conf(5)`},
+		{`auth_error_cmd = "x";`, `1:1: 'auth_error_cmd' has been renamed to 'error_notify_cmd'`},
+		{`not_transient_error_if = "x";`, `1:1: 'not_transient_error_if' has been replaced by 'transient_error_if_cmd' (whose command exits 0 when an error is transient)`},
+		{`account "a" { http_listen = none; }`, `1:15: 'http_listen' is a global setting: move it outside the account block`},
+		{`client_id = "x";`, `1:1: 'client_id' can only be set inside an account block`},
+		{"account \"a\" {\n  client_id = \"x\";\n  client_id = \"y\";\n}", `3:3: Mustn't specify 'client_id' more than once`},
+		{`auth_notify_cmd = "a"; auth_notify_cmd = "b";`, `1:24: Mustn't specify 'auth_notify_cmd' more than once`},
+		{"refresh_retry = 1s;\n" + acct + "refresh_retry = 2s;", `7:1: Mustn't specify 'refresh_retry' more than once`},
 
 		// Value types.
-		{acct + `account "é" { auth_uri = 5s; }`, `Line 6, column 26: 'auth_uri' must be a string in double quotes`},
-		{`refresh_retry = "1s";`, `Line 1, column 17: 'refresh_retry' must be a time such as 90s, 15m, 2h or 1d`},
-		{`account "a" { scopes = "a"; }`, `Line 1, column 24: 'scopes' must be a list of strings such as ["a", "b"]`},
-		{`account "a" { scopes = ["a", ""]; }`, `Line 1, column 30: a scope must not be empty`},
-		{`account "a" { auth_uri_fields = ["a"]; }`, `Line 1, column 33: 'auth_uri_fields' must be a map such as {"key": "value"}`},
-		{`account "a" { token_endpoint_auth_method = "basic"; }`, `Line 1, column 44: 'token_endpoint_auth_method' must be "client_secret_post", "client_secret_basic" or "private_key_jwt"`},
-		{`account "a" { client_secret = ""; }`, `Line 1, column 31: 'client_secret' must not be empty: leave it out if the provider issued no secret`},
-		{`account "a" { client_id = ""; }`, `Line 1, column 27: 'client_id' must not be empty`},
-		{`account "a" { client_key = ""; }`, `Line 1, column 28: 'client_key' must not be empty`},
-		{`account "a" { client_secret_cmd = 5s; }`, `Line 1, column 35: 'client_secret_cmd' must be a string in double quotes`},
+		{acct + `account "é" { auth_uri = 5s; }`, `6:26: 'auth_uri' must be a string in double quotes`},
+		{`refresh_retry = "1s";`, `1:17: 'refresh_retry' must be a time such as 90s, 15m, 2h or 1d`},
+		{`account "a" { scopes = "a"; }`, `1:24: 'scopes' must be a list of strings such as ["a", "b"]`},
+		{`account "a" { scopes = ["a", ""]; }`, `1:30: a scope must not be empty`},
+		{`account "a" { auth_uri_fields = ["a"]; }`, `1:33: 'auth_uri_fields' must be a map such as {"key": "value"}`},
+		{`account "a" { token_endpoint_auth_method = "basic"; }`, `1:44: 'token_endpoint_auth_method' must be "client_secret_post", "client_secret_basic" or "private_key_jwt"`},
+		{`account "a" { client_secret = ""; }`, `1:31: 'client_secret' must not be empty: leave it out if the provider issued no secret`},
+		{`account "a" { client_id = ""; }`, `1:27: 'client_id' must not be empty`},
+		{`account "a" { client_key = ""; }`, `1:28: 'client_key' must not be empty`},
+		{`account "a" { client_secret_cmd = 5s; }`, `1:35: 'client_secret_cmd' must be a string in double quotes`},
 
 		// Client authentication without a secret in the file.
-		{`account "a" { grant_type = "client_credentials"; token_uri = "https://t/"; client_id = "c"; token_endpoint_auth_method = "private_key_jwt"; }`, `Line 1, column 1: client_key and token_endpoint_auth_method = "private_key_jwt" go together, and client_certificate needs both: set both or neither`},
-		{`account "a" { grant_type = "client_credentials"; token_uri = "https://t/"; client_id = "c"; client_key = "k"; }`, `Line 1, column 1: client_key and token_endpoint_auth_method = "private_key_jwt" go together, and client_certificate needs both: set both or neither`},
-		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; client_secret = "s"; client_certificate = "c"; }`, `Line 1, column 1: client_key and token_endpoint_auth_method = "private_key_jwt" go together, and client_certificate needs both: set both or neither`},
-		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; token_endpoint_auth_method = "private_key_jwt"; client_key = "k"; client_secret = "s"; }`, `Line 1, column 1: client_secret and client_secret_cmd can't be used with token_endpoint_auth_method = "private_key_jwt", which sends no secret: remove them`},
-		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; token_endpoint_auth_method = "private_key_jwt"; client_key = "k"; client_secret_cmd = "pass x"; }`, `Line 1, column 1: client_secret and client_secret_cmd can't be used with token_endpoint_auth_method = "private_key_jwt", which sends no secret: remove them`},
-		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; client_secret = "s"; client_secret_cmd = "pass x"; }`, `Line 1, column 104: Mustn't specify both client_secret and client_secret_cmd: remove one`},
+		{`account "a" { grant_type = "client_credentials"; token_uri = "https://t/"; client_id = "c"; token_endpoint_auth_method = "private_key_jwt"; }`, `1:1: client_key and token_endpoint_auth_method = "private_key_jwt" go together, and client_certificate needs both: set both or neither`},
+		{`account "a" { grant_type = "client_credentials"; token_uri = "https://t/"; client_id = "c"; client_key = "k"; }`, `1:1: client_key and token_endpoint_auth_method = "private_key_jwt" go together, and client_certificate needs both: set both or neither`},
+		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; client_secret = "s"; client_certificate = "c"; }`, `1:1: client_key and token_endpoint_auth_method = "private_key_jwt" go together, and client_certificate needs both: set both or neither`},
+		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; token_endpoint_auth_method = "private_key_jwt"; client_key = "k"; client_secret = "s"; }`, `1:1: client_secret and client_secret_cmd can't be used with token_endpoint_auth_method = "private_key_jwt", which sends no secret: remove them`},
+		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; token_endpoint_auth_method = "private_key_jwt"; client_key = "k"; client_secret_cmd = "pass x"; }`, `1:1: client_secret and client_secret_cmd can't be used with token_endpoint_auth_method = "private_key_jwt", which sends no secret: remove them`},
+		{`account "a" { auth_uri = "https://a/"; token_uri = "https://t/"; client_id = "c"; client_secret = "s"; client_secret_cmd = "pass x"; }`, `1:104: Mustn't specify both client_secret and client_secret_cmd: remove one`},
 
 		// Listeners.
-		{`http_listen = "";`, `Line 1, column 15: 'http_listen' must not be empty: use none (without quotes) to turn the listener off`},
-		{`https_listen = "none";`, `Line 1, column 16: 'https_listen' is the string "none": write none without quotes to turn the listener off`},
-		{`http_listen = "localhost";`, `Line 1, column 15: 'http_listen' must be host:port, e.g. "127.0.0.1:8080" (port 0 picks a free port): missing port in address`},
-		{`http_listen = "[::1:80";`, `Line 1, column 15: 'http_listen' must be host:port, e.g. "127.0.0.1:8080" (port 0 picks a free port): missing ']' in address`},
-		{`http_listen = "localhost:99999";`, `Line 1, column 15: 'http_listen' has an invalid port '99999': use a number from 0 to 65535 (0 picks a free port)`},
-		{`http_listen = "localhost:http";`, `Line 1, column 15: 'http_listen' has an invalid port 'http': use a number from 0 to 65535 (0 picks a free port)`},
-		{`http_listen = 15s;`, `Line 1, column 15: 'http_listen' must be an address such as "127.0.0.1:8080", or none`},
-		{acct + "https_listen = none;\nhttp_listen = none;\n", `Line 7, column 15: http_listen and https_listen can't both be none`},
-		{acct + "http_listen = none;\n", `Line 1, column 1: account 'a' uses the default redirect_uri http://localhost/, which needs http_listen, but http_listen is none: enable http_listen or set an https redirect_uri`},
-		{"http_listen = none;\naccount \"x\" { auth_uri = \"https://a/\"; token_uri = \"https://t/\"; client_id = \"c\"; redirect_uri = \"http://localhost/\"; }", `Line 2, column 98: redirect_uri needs http_listen, which is none: enable http_listen or use an https redirect_uri`},
-		{"https_listen = none;\naccount \"x\" { auth_uri = \"https://a/\"; token_uri = \"https://t/\"; client_id = \"c\"; redirect_uri = \"HTTPS://localhost/\"; }", `Line 2, column 98: redirect_uri needs https_listen, which is none: enable https_listen or use an http redirect_uri`},
+		{`http_listen = "";`, `1:15: 'http_listen' must not be empty: use none (without quotes) to turn the listener off`},
+		{`https_listen = "none";`, `1:16: 'https_listen' is the string "none": write none without quotes to turn the listener off`},
+		{`http_listen = "localhost";`, `1:15: 'http_listen' must be host:port, e.g. "127.0.0.1:8080" (port 0 picks a free port): missing port in address`},
+		{`http_listen = "[::1:80";`, `1:15: 'http_listen' must be host:port, e.g. "127.0.0.1:8080" (port 0 picks a free port): missing ']' in address`},
+		{`http_listen = "localhost:99999";`, `1:15: 'http_listen' has an invalid port '99999': use a number from 0 to 65535 (0 picks a free port)`},
+		{`http_listen = "localhost:http";`, `1:15: 'http_listen' has an invalid port 'http': use a number from 0 to 65535 (0 picks a free port)`},
+		{`http_listen = 15s;`, `1:15: 'http_listen' must be an address such as "127.0.0.1:8080", or none`},
+		{acct + "https_listen = none;\nhttp_listen = none;\n", `7:15: http_listen and https_listen can't both be none`},
+		{acct + "http_listen = none;\n", `1:1: account 'a' uses the default redirect_uri http://localhost/, which needs http_listen, but http_listen is none: enable http_listen or set an https redirect_uri`},
+		{"http_listen = none;\naccount \"x\" { auth_uri = \"https://a/\"; token_uri = \"https://t/\"; client_id = \"c\"; redirect_uri = \"http://localhost/\"; }", `2:98: redirect_uri needs http_listen, which is none: enable http_listen or use an https redirect_uri`},
+		{"https_listen = none;\naccount \"x\" { auth_uri = \"https://a/\"; token_uri = \"https://t/\"; client_id = \"c\"; redirect_uri = \"HTTPS://localhost/\"; }", `2:98: redirect_uri needs https_listen, which is none: enable https_listen or use an http redirect_uri`},
 		// Only accounts without auth_uri are device-only.
-		{"http_listen = none;\naccount \"x\" { auth_uri = \"https://a/\"; device_auth_uri = \"https://d/\"; token_uri = \"https://t/\"; client_id = \"c\"; }", `Line 2, column 1: account 'x' uses the default redirect_uri http://localhost/, which needs http_listen, but http_listen is none: enable http_listen or set an https redirect_uri`},
+		{"http_listen = none;\naccount \"x\" { auth_uri = \"https://a/\"; device_auth_uri = \"https://d/\"; token_uri = \"https://t/\"; client_id = \"c\"; }", `2:1: account 'x' uses the default redirect_uri http://localhost/, which needs http_listen, but http_listen is none: enable http_listen or set an https redirect_uri`},
 
 		// Accounts.
-		{``, `Line 1, column 1: no account specified: add an account "name" { ... } block`},
-		{"// nothing\nrefresh_retry = 1s;\n", `Line 3, column 1: no account specified: add an account "name" { ... } block`},
-		{acct + `account "a" {}`, `Line 6, column 9: Mustn't specify account 'a' more than once`},
-		{`account "" {}`, `Line 1, column 9: account name must not be empty`},
-		{"account \"a\tb\" {}", `Line 1, column 9: account name must not contain control characters such as newlines or tabs`},
-		{`account "a" { token_uri = "https://t/"; client_id = "x"; }`, `Line 1, column 1: auth_uri not specified`},
-		{"\n\naccount \"a\" { auth_uri = \"https://t/\"; client_id = \"x\"; }", `Line 3, column 1: token_uri not specified`},
-		{acct + `  account "b" { auth_uri = "https://t/"; token_uri = "https://t/"; }`, `Line 6, column 3: client_id not specified`},
+		{``, `1:1: no account specified: add an account "name" { ... } block`},
+		{"// nothing\nrefresh_retry = 1s;\n", `3:1: no account specified: add an account "name" { ... } block`},
+		{acct + `account "a" {}`, `6:9: Mustn't specify account 'a' more than once`},
+		{`account "" {}`, `1:9: account name must not be empty`},
+		{"account \"a\tb\" {}", `1:9: account name must not contain control characters such as newlines or tabs`},
+		{`account "a" { token_uri = "https://t/"; client_id = "x"; }`, `1:1: auth_uri not specified`},
+		{"\n\naccount \"a\" { auth_uri = \"https://t/\"; client_id = \"x\"; }", `3:1: token_uri not specified`},
+		{acct + `  account "b" { auth_uri = "https://t/"; token_uri = "https://t/"; }`, `6:3: client_id not specified`},
 
 		// URIs.
-		{`account "a" { auth_uri = "ftp://x/"; }`, `Line 1, column 26: 'auth_uri' must be an http or https URI`},
-		{`account "a" { token_uri = "https://x/#f"; }`, `Line 1, column 27: 'token_uri' must not contain a #fragment`},
-		{`account "a" { redirect_uri = "http://localhost/#"; }`, `Line 1, column 30: 'redirect_uri' must not contain a #fragment`},
+		{`account "a" { auth_uri = "ftp://x/"; }`, `1:26: 'auth_uri' must be an http or https URI`},
+		{`account "a" { token_uri = "https://x/#f"; }`, `1:27: 'token_uri' must not contain a #fragment`},
+		{`account "a" { redirect_uri = "http://localhost/#"; }`, `1:30: 'redirect_uri' must not contain a #fragment`},
 		// The client credentials grant: nobody logs in.
-		{`account "a" { grant_type = "password"; }`, `Line 1, column 28: 'grant_type' can only be "client_credentials": leave it out for a login in a browser or on a device`},
-		{`account "a" { grant_type = client_credentials; }`, `Line 1, column 28: found a word where a value was expected: put strings in double quotes`},
-		{"account \"a\" {\n grant_type = \"client_credentials\";\n token_uri = \"https://t/\";\n client_id = \"c\";\n}", `Line 1, column 1: client_secret not specified: grant_type = "client_credentials" needs it (or client_secret_cmd, or private_key_jwt)`},
-		{"account \"a\" {\n grant_type = \"client_credentials\";\n auth_uri = \"https://a/\";\n token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n}", `Line 3, column 2: 'auth_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
-		{"account \"a\" {\n device_auth_uri = \"https://d/\";\n grant_type = \"client_credentials\";\n token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n}", `Line 2, column 2: 'device_auth_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
-		{"account \"a\" {\n grant_type = \"client_credentials\"; token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n redirect_uri = \"http://localhost/\";\n}", `Line 3, column 2: 'redirect_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
-		{`account "a" { grant_type = "client_credentials"; client_id = "c"; client_secret = "s"; }`, `Line 1, column 1: token_uri not specified`},
-		{`account "a" { device_auth_uri = "/x"; }`, `Line 1, column 33: 'device_auth_uri' must be an absolute URI starting with https:// or http://`},
-		{`account "a" { revoke_uri = "https:x"; }`, `Line 1, column 28: 'revoke_uri' has no host: write it as https://host/path`},
-		{`account "a" { auth_uri = "https://x y/"; }`, `Line 1, column 26: 'auth_uri' is not a valid URI: invalid character " " in host name`},
-		{`account "a" { auth_uri = "https://x:z/"; }`, `Line 1, column 26: 'auth_uri' is not a valid URI: invalid port ":z" after host`},
-		{`account "a" { auth_uri = "%zz"; }`, `Line 1, column 26: 'auth_uri' is not a valid URI: invalid URL escape "%zz"`},
+		{`account "a" { grant_type = "password"; }`, `1:28: 'grant_type' can only be "client_credentials": leave it out for a login in a browser or on a device`},
+		{`account "a" { grant_type = client_credentials; }`, `1:28: found a word where a value was expected: put strings in double quotes`},
+		{"account \"a\" {\n grant_type = \"client_credentials\";\n auth_uri = \"https://a/\";\n token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n}", `3:2: 'auth_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
+		{"account \"a\" {\n device_auth_uri = \"https://d/\";\n grant_type = \"client_credentials\";\n token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n}", `2:2: 'device_auth_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
+		{"account \"a\" {\n grant_type = \"client_credentials\"; token_uri = \"https://t/\"; client_id = \"c\"; client_secret = \"s\";\n redirect_uri = \"http://localhost/\";\n}", `3:2: 'redirect_uri' can't be used with grant_type = "client_credentials", where nobody logs in: remove it`},
+		{`account "a" { grant_type = "client_credentials"; client_id = "c"; client_secret = "s"; }`, `1:1: token_uri not specified`},
+		{`account "a" { device_auth_uri = "/x"; }`, `1:33: 'device_auth_uri' must be an absolute URI starting with https:// or http://`},
+		{`account "a" { revoke_uri = "https:x"; }`, `1:28: 'revoke_uri' has no host: write it as https://host/path`},
+		{`account "a" { auth_uri = "https://x y/"; }`, `1:26: 'auth_uri' is not a valid URI: invalid character " " in host name`},
+		{`account "a" { auth_uri = "https://x:z/"; }`, `1:26: 'auth_uri' is not a valid URI: invalid port ":z" after host`},
+		{`account "a" { auth_uri = "%zz"; }`, `1:26: 'auth_uri' is not a valid URI: invalid URL escape "%zz"`},
+		{"account \"a\" {\n grant_type = \"client_credentials\";\n token_uri = \"https://t/\";\n client_id = \"c\";\n}", `1:1: client_secret not specified: grant_type = "client_credentials" needs it (or client_secret_cmd, or private_key_jwt)`},
+
+		// Mistakes a newcomer makes, each told what to do.
+		{"# a comment\n", `1:1: unexpected character '#' (comments start with //)`},
+		{`refresh_retry = 1.5m;`, `1:17: a time is a whole number followed by s, m, h or d, such as 90s for 1.5m (strings need double quotes)`},
+		{"account \"a\" {\n client_id = \"c;\n token_uri = \"https://t/\";\n}", `3:15: expected ';', found a word: the string opened at line 2 runs on to here; is its closing '"' missing?`},
+		{"account \"a\" {\n auth_uri = \"https://a/\";\n\n client_id = \"c;\n}\n", `4:14: string opened at line 4 is never closed: add its closing '"'`},
+		{`account "a" { clientid = "c"; }`, `1:15: Unknown account setting: did you mean 'client_id'?`},
+		{`account "a" { Client_ID = "c"; }`, `1:15: Unknown account setting: did you mean 'client_id'?`},
+		{`account "a" { scope = ["a"]; }`, `1:15: Unknown account setting: did you mean 'scopes'?`},
+		{`http_listn = none;`, `1:1: Unknown setting: did you mean 'http_listen'?`},
+		{`account "a" { secret = "s"; }`, `1:15: Unknown account setting: check its spelling against pizauth.conf(5)`},
+		{`account "a" { client_id = "<your-client-id>"; }`, `1:27: 'client_id' still holds a placeholder such as <your-client-id> from the examples: replace it with your own value`},
+		{`account "a" { client_id = "<your-client-id>.apps.googleusercontent.com"; }`, `1:27: 'client_id' still holds a placeholder such as <your-client-id> from the examples: replace it with your own value`},
+		{`account "a" { token_uri = "https://login.microsoftonline.com/<tenant-id>/oauth2/v2.0/token"; }`, `1:27: 'token_uri' still holds a placeholder such as <your-client-id> from the examples: replace it with your own value`},
+		{`account "a" { auth_uri_fields = {"a": "b", "login_hint": "<you@example.com>"}; }`, `1:58: 'auth_uri_fields' still holds a placeholder such as <your-client-id> from the examples: replace it with your own value`},
+		{`account "a" { scopes = ["x", "<your-scope>"]; }`, `1:30: 'scopes' still holds a placeholder such as <your-client-id> from the examples: replace it with your own value`},
 
 		// Endpoints that receive secrets: https, or http only to loopback.
-		{"account \"a\" {\n token_uri = \"http://mail.example.com/token\";\n}", `Line 2, column 14: 'token_uri' must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network): the client secret, codes and tokens would cross the network in clear`},
-		{`account "a" { revoke_uri = "HTTP://10.0.0.1/revoke"; }`, `Line 1, column 28: 'revoke_uri' must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network): the client secret, codes and tokens would cross the network in clear`},
-		{`account "a" { device_auth_uri = "http://127.0.0.1.example.com/d"; }`, `Line 1, column 33: 'device_auth_uri' must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network): the client secret, codes and tokens would cross the network in clear`},
+		{"account \"a\" {\n token_uri = \"http://mail.example.com/token\";\n}", `2:14: 'token_uri' must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network): the client secret, codes and tokens would cross the network in clear`},
+		{`account "a" { revoke_uri = "HTTP://10.0.0.1/revoke"; }`, `1:28: 'revoke_uri' must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network): the client secret, codes and tokens would cross the network in clear`},
+		{`account "a" { device_auth_uri = "http://127.0.0.1.example.com/d"; }`, `1:33: 'device_auth_uri' must use https (http is accepted only to a loopback address such as 127.0.0.1, where nothing crosses a network): the client secret, codes and tokens would cross the network in clear`},
 
 		// auth_uri_fields.
-		{`account "a" { auth_uri_fields = {"x": "1", "state": "x"}; }`, `Line 1, column 44: 'state' can't be set in auth_uri_fields: pizauth sends it itself`},
-		{`account "a" { auth_uri_fields = {"code_challenge_method": "plain"}; }`, `Line 1, column 34: 'code_challenge_method' can't be set in auth_uri_fields: pizauth sends it itself`},
-		{`account "a" { auth_uri_fields = {"a": "x", "login_hint": "y"}; login_hint = "z"; }`, `Line 1, column 64: Mustn't specify both login_hint and an auth_uri_fields "login_hint": remove login_hint (it is deprecated)`},
-		{`account "a" { login_hint = "z"; auth_uri_fields = {"a": "x", "login_hint": "y"}; }`, `Line 1, column 62: Mustn't specify both login_hint and an auth_uri_fields "login_hint": remove login_hint (it is deprecated)`},
+		{`account "a" { auth_uri_fields = {"x": "1", "state": "x"}; }`, `1:44: 'state' can't be set in auth_uri_fields: pizauth sends it itself`},
+		{`account "a" { auth_uri_fields = {"code_challenge_method": "plain"}; }`, `1:34: 'code_challenge_method' can't be set in auth_uri_fields: pizauth sends it itself`},
+		{`account "a" { auth_uri_fields = {"a": "x", "login_hint": "y"}; login_hint = "z"; }`, `1:64: Mustn't specify both login_hint and an auth_uri_fields "login_hint": remove login_hint (it is deprecated)`},
+		{`account "a" { login_hint = "z"; auth_uri_fields = {"a": "x", "login_hint": "y"}; }`, `1:62: Mustn't specify both login_hint and an auth_uri_fields "login_hint": remove login_hint (it is deprecated)`},
 	} {
 		c, err := parseConfig([]byte(tc.src))
 		if err == nil {
@@ -368,7 +384,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, k := range []string{"access_type", "client_id", "code_challenge", "code_challenge_method", "redirect_uri", "response_type", "scope", "state"} {
 		src := fmt.Sprintf(`account "a" { auth_uri_fields = {%q: "v"}; }`, k)
-		want := fmt.Sprintf(`Line 1, column 34: '%s' can't be set in auth_uri_fields: pizauth sends it itself`, k)
+		want := fmt.Sprintf(`1:34: '%s' can't be set in auth_uri_fields: pizauth sends it itself`, k)
 		if _, err := parseConfig([]byte(src)); err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %s", k, err, want)
 		}
@@ -386,7 +402,7 @@ func TestParseEndpointsInClear(t *testing.T) {
 		}
 	}
 	c, err := parseConfig([]byte("account \"a\" {\n  auth_uri = \"http://login.example.com/a\";\n  token_uri = \"https://login.example.com/t\"; client_id = \"c\";\n}"))
-	want := []string{"Line 2, column 14: 'auth_uri' uses http to a host that is not loopback: anyone on the way could alter the login page; use https"}
+	want := []string{"2:14: 'auth_uri' uses http to a host that is not loopback: anyone on the way could alter the login page; use https"}
 	if err != nil || !slices.Equal(c.Warnings, want) {
 		t.Errorf("auth_uri over http: %v, warnings %q; want %q", err, c.Warnings, want)
 	}
@@ -412,15 +428,15 @@ func TestParseErrorsHideStrings(t *testing.T) {
 // position still points at it.
 func TestParseErrorsHideBareWords(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
-		{`account "a" { client_secret = Xk9hunter2S3cr3t; }`, "Line 1, column 31: found a word where a value was expected: put strings in double quotes"},
-		{`account "a" { client_secret = 9Xk9hunter2S3cr3t; }`, "Line 1, column 31: invalid time: write a whole number followed by s, m, h or d, e.g. 90s (strings need double quotes)"},
-		{`account "a" { client_secret = 12345678901; }`, "Line 1, column 31: a time needs a unit: s, m, h or d (strings need double quotes)"},
-		{`account "a" { client_secret = "x" Xk9hunter2S3cr3t; }`, "Line 1, column 35: expected ';', found a word"},
-		{`account "a" { scopes = [Xk9hunter2S3cr3t]; }`, "Line 1, column 25: expected a string or ']', found a word"},
-		{"account \"a\" {\n Xk9hunter2S3cr3t\n}", "Line 2, column 2: Unknown account setting: check its spelling against pizauth.conf(5)"},
-		{`Xk9hunter2S3cr3t = "x";`, "Line 1, column 1: Unknown setting: check its spelling against pizauth.conf(5)"},
-		{`account Xk9hunter2S3cr3t { }`, "Line 1, column 9: expected an account name in double quotes, found a word"},
-		{`http_listen = "127.0.0.1:0" token_uri;`, "Line 1, column 29: expected ';', found 'token_uri'"},
+		{`account "a" { client_secret = Xk9hunter2S3cr3t; }`, "1:31: found a word where a value was expected: put strings in double quotes"},
+		{`account "a" { client_secret = 9Xk9hunter2S3cr3t; }`, "1:31: a time is a whole number followed by s, m, h or d, such as 90s for 1.5m (strings need double quotes)"},
+		{`account "a" { client_secret = 12345678901; }`, "1:31: a time needs a unit: s, m, h or d (strings need double quotes)"},
+		{`account "a" { client_secret = "x" Xk9hunter2S3cr3t; }`, "1:35: expected ';', found a word"},
+		{`account "a" { scopes = [Xk9hunter2S3cr3t]; }`, "1:25: expected a string or ']', found a word"},
+		{"account \"a\" {\n Xk9hunter2S3cr3t\n}", "2:2: Unknown account setting: check its spelling against pizauth.conf(5)"},
+		{`Xk9hunter2S3cr3t = "x";`, "1:1: Unknown setting: check its spelling against pizauth.conf(5)"},
+		{`account Xk9hunter2S3cr3t { }`, "1:9: expected an account name in double quotes, found a word"},
+		{`http_listen = "127.0.0.1:0" token_uri;`, "1:29: expected ';', found 'token_uri'"},
 	} {
 		_, err := parseConfig([]byte(tc.src))
 		if err == nil || err.Error() != tc.want {
@@ -432,23 +448,38 @@ func TestParseErrorsHideBareWords(t *testing.T) {
 	}
 }
 
+// Values that only look a little like the examples' placeholders are
+// accepted: a secret with angle brackets, a URL's, a hook's redirections.
+func TestParsePlaceholderLookalikes(t *testing.T) {
+	src := `auth_notify_cmd = "sort <in-file>out-file";
+account "a" {
+    auth_uri = "https://a/<x>";
+    token_uri = "https://t/";
+    client_id = "<Client-ID>";
+    client_secret = "p<4ss>w0rd-<";
+}`
+	if _, err := parseConfig([]byte(src)); err != nil {
+		t.Errorf("refused: %v", err)
+	}
+}
+
 // Pathological input gets a short, positioned error without taking long.
 func TestParseHugeLines(t *testing.T) {
 	big := strings.Repeat("x", 10<<20)
 	_, err := parseConfig([]byte("startup_cmd = 1 " + big))
-	if err == nil || err.Error() != "Line 1, column 15: a time needs a unit: s, m, h or d (strings need double quotes)" {
+	if err == nil || err.Error() != "1:15: a time needs a unit: s, m, h or d (strings need double quotes)" {
 		t.Errorf("got %v", err)
 	}
 	_, err = parseConfig([]byte(big + " = 1s;"))
-	if want := "Line 1, column 1: Unknown setting: check its spelling against pizauth.conf(5)"; err == nil || err.Error() != want {
+	if want := "1:1: Unknown setting: check its spelling against pizauth.conf(5)"; err == nil || err.Error() != want {
 		t.Errorf("got %.200v", err)
 	}
 	_, err = parseConfig([]byte("startup_cmd = " + strings.Repeat("9", 10<<20) + "s;"))
-	if want := "Line 1, column 15: time too large (the maximum is about 292 years)"; err == nil || err.Error() != want {
+	if want := "1:15: time too large (the maximum is about 292 years)"; err == nil || err.Error() != want {
 		t.Errorf("got %.200v", err)
 	}
 	_, err = parseConfig([]byte("// " + big + "\n" + "startup_cmd = \"" + big + "é\n\"; @"))
-	if err == nil || err.Error() != "Line 3, column 4: unexpected character '@'" {
+	if err == nil || err.Error() != "3:4: unexpected character '@'" {
 		t.Errorf("got %.200v", err)
 	}
 	c, err := parseConfig([]byte(minimal + "startup_cmd = \"" + big + "\";"))
@@ -523,7 +554,9 @@ func TestLoadConfig(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("\n  oops"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err = loadConfig(bad); err == nil || err.Error() != "Line 2, column 3: Unknown setting: check its spelling against pizauth.conf(5)" {
+	// The file's path first, as a compiler writes it, so that a reload
+	// error in the log says which file.
+	if _, err = loadConfig(bad); err == nil || err.Error() != bad+":2:3: Unknown setting: check its spelling against pizauth.conf(5)" {
 		t.Errorf("bad: got %v", err)
 	}
 }
@@ -648,7 +681,7 @@ func TestSecureEqualAcrossParses(t *testing.T) {
 	}
 }
 
-var errPrefix = regexp.MustCompile(`^Line ([0-9]+), column ([0-9]+): .`)
+var errPrefix = regexp.MustCompile(`^([0-9]+):([0-9]+): .`)
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(fullConfig))
@@ -780,7 +813,7 @@ func TestE2EConfigWarningShown(t *testing.T) {
 	p := newFakeProvider(t)
 	acct := strings.Replace(p.account("a", p.addClient(fakeClient{}), ""), p.URL+"/authorize", "http://login.example.com/authorize", 1)
 	s := newSrvEnv(t, e2eConf(nil, acct))
-	want := "WARN - Line 7, column 16: 'auth_uri' uses http to a host that is not loopback"
+	want := "WARN - " + s.confPath + ":7:16: 'auth_uri' uses http to a host that is not loopback"
 	if _, errOut, code := s.run("server"); code != 0 || !strings.Contains(errOut, want) {
 		t.Errorf("pizauth server: exit %d, stderr %q; want %q", code, errOut, want)
 	}

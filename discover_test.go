@@ -373,9 +373,9 @@ func TestDiscoverArgs(t *testing.T) {
 		{[]string{"discover", "-j", "https://a"}, false, false, nil},
 		{[]string{"discover", "-c", "f", "https://a"}, false, false, nil},
 	} {
-		o, ok := parseArgs(tc.argv)
-		if ok != tc.ok || ok && (o.daemon != tc.device || !slices.Equal(o.args, tc.args)) {
-			t.Errorf("parseArgs(%q) = %+v, %v", tc.argv, o, ok)
+		o, err := parseArgs(tc.argv)
+		if ok := err == nil; ok != tc.ok || ok && (o.daemon != tc.device || !slices.Equal(o.args, tc.args)) {
+			t.Errorf("parseArgs(%q) = %+v, %v", tc.argv, o, err)
 		}
 	}
 }

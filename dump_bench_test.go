@@ -91,7 +91,7 @@ func BenchmarkRestore(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if n := s.restore(entries); n != benchAccounts {
+		if n, _ := s.restore(entries); n != benchAccounts {
 			b.Fatalf("restored %d tokens, want %d", n, benchAccounts)
 		}
 	}
@@ -108,7 +108,7 @@ func BenchmarkRestoreMerge(b *testing.B) {
 		b.StopTimer()
 		s := benchState(conf)
 		b.StartTimer()
-		if n := s.restore(entries); n != benchAccounts {
+		if n, _ := s.restore(entries); n != benchAccounts {
 			b.Fatalf("restored %d tokens, want %d", n, benchAccounts)
 		}
 	}

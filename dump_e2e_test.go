@@ -25,14 +25,16 @@ func (s *srv) dump(t *testing.T) []byte {
 	return []byte(out)
 }
 
-// restore runs `pizauth restore` with d on stdin, which must succeed
-// silently: entries it does not adopt are ignored without a word (SPEC §9).
-func (s *srv) restore(t *testing.T, d []byte) {
+// restore runs `pizauth restore` with d on stdin, which must succeed with
+// nothing on stdout and one line on stderr saying what it restored, which
+// it returns.
+func (s *srv) restore(t *testing.T, d []byte) string {
 	t.Helper()
 	out, errOut, code := s.runIn(bytes.NewReader(d), "restore")
-	if code != 0 || out != "" || errOut != "" {
-		t.Fatalf("pizauth restore: exit %d, stdout %q, stderr %q; want exit 0 and no output", code, out, errOut)
+	if code != 0 || out != "" || !strings.HasPrefix(errOut, "Restored ") || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("pizauth restore: exit %d, stdout %q, stderr %q; want exit 0 and one line on stderr", code, out, errOut)
 	}
+	return errOut
 }
 
 // TestE2EDumpRestoreRoundTrip: a token authorised on one server survives,
@@ -166,7 +168,9 @@ func TestE2EDumpRestoreMerge(t *testing.T) {
 	pendURL := b.pendingURL(t, "pend")
 	b.pendingURL(t, "pendgets")
 	codes := p.count("authorization_code")
-	b.restore(t, d)
+	if got, want := b.restore(t, d), "Restored 2 of the dump's accounts\n"; got != want {
+		t.Errorf("restore said %q, want %q (adopt and pendgets)", got, want)
+	}
 
 	if got := b.showToken(t, "adopt"); got != tokAdopt {
 		t.Errorf("adopt (Empty before the restore): show printed %q, want the dumped token %q", got, tokAdopt)
@@ -236,7 +240,14 @@ func TestE2ERestoreConfigChanged(t *testing.T) {
 				t.Fatalf("account block lacks %q:\n%s", tc.old, acct)
 			}
 			s := startSrv(t, e2eConf(nil, strings.Replace(acct, tc.old, tc.new, 1)))
-			s.restore(t, d)
+			said := s.restore(t, d)
+			want := "Restored 0 of the dump's accounts; skipped 'acct': their settings changed since the dump\n"
+			if tc.adopted {
+				want = "Restored 1 of the dump's accounts\n"
+			}
+			if said != want {
+				t.Errorf("restore said %q, want %q", said, want)
+			}
 			if tc.adopted {
 				if got := s.showToken(t, "acct"); got != tok {
 					t.Errorf("show printed %q; want the dumped token %q", got, tok)

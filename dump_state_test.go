@@ -67,7 +67,7 @@ func TestRestoreRules(t *testing.T) {
 	foreign := entries[0]
 	foreign.Name, foreign.SecureKey = "empty", changed.secureKey()
 
-	if n := s.restore(append(entries, gone, foreign)); n != 1 {
+	if n, _ := s.restore(append(entries, gone, foreign)); n != 1 {
 		t.Errorf("restore adopted %d tokens, want 1 (expired)", n)
 	}
 	s.mu.Lock()
@@ -148,7 +148,7 @@ func TestRestoreClampsDumpedTimes(t *testing.T) {
 		entry(3, now.Add(year), now.Add(year), "rt"),
 		entry(4, now.Add(-time.Hour), now.Add(-2*time.Hour), ""),
 	}
-	if n := s.restore(entries); n != 4 {
+	if n, _ := s.restore(entries); n != 4 {
 		t.Errorf("restored %d tokens, want 4 (all but the expired one without a refresh token)", n)
 	}
 	s.mu.Lock()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
@@ -29,7 +31,7 @@ import (
 const e2eNotRunning = "pizauth authenticator not running or not responding"
 
 var (
-	e2eLineCol       = regexp.MustCompile(`Line \d+, column \d+: `)
+	e2eLineCol       = regexp.MustCompile(`:\d+:\d+: `)
 	e2eFingerprintRE = regexp.MustCompile(`^([0-9A-F]{2}:){31}[0-9A-F]{2}$`)
 	e2eNotifyLine    = regexp.MustCompile(`^Access token pending authentication \(last notification (.+)\)$`)
 )
@@ -67,7 +69,7 @@ func TestE2EUsageAndNoServer(t *testing.T) {
 		"pizauth server [-c config] [-d] [-v...]", "pizauth show [-u] <account>",
 		"pizauth shutdown", "pizauth status",
 	}
-	for _, args := range [][]string{{}, {"frobnicate"}, {"show"}, {"show", "a", "b"}, {"refresh"}, {"revoke"}, {"show", "-x", "a"}, {"discover"}, {"discover", "a", "b", "c"}, {"discover", "-u", "a"}} {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"show", "a", "b"}, {"show", "-x", "a"}, {"discover"}, {"discover", "a", "b", "c"}, {"discover", "-u", "a"}, {"-x"}, {"--helpme"}, {"help", "show"}, {"version", "-j"}} {
 		out, errOut, code := s.run(args...)
 		if code != 1 || out != "" {
 			t.Errorf("pizauth %q: exit %d, stdout %q; want exit 1 and nothing on stdout", args, code, out)
@@ -93,10 +95,54 @@ func TestE2EUsageAndNoServer(t *testing.T) {
 		t.Errorf("info -j: %+v; want config_file %s and a version", inf, s.confPath)
 	}
 	missing := filepath.Join(s.root, "missing.conf")
+	if out := s.mustRun(t, "info", "-c", missing); !strings.Contains(out, "  config file: "+missing+" (does not exist)\n") {
+		t.Errorf("pizauth info -c %s does not say that the file does not exist:\n%s", missing, out)
+	}
 	_, errOut, code := s.run("server", "-d", "-c", missing)
 	if code != 1 || !strings.Contains(errOut, "missing.conf") {
 		t.Errorf("server with a missing config file: exit %d, stderr %q; want exit 1 and an error naming the file", code, errOut)
 	}
+}
+
+// TestE2EHelpVersionMissingAccount: help and version, asked for, go to
+// stdout and exit 0; a command without its account says just that, naming
+// the server's accounts when one runs; -c "" is refused, not the default
+// file.
+func TestE2EHelpVersionMissingAccount(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	s := newSrvEnv(t, e2eConf(nil, p.account("work", p.addClient(fakeClient{}), ""), p.account("gmail", p.addClient(fakeClient{}), "")))
+	for _, arg := range []string{"help", "-h", "--help"} {
+		out, errOut, code := s.run(arg)
+		if code != 0 || errOut != "" {
+			t.Errorf("pizauth %s: exit %d, stderr %q; want exit 0 and nothing on stderr", arg, code, errOut)
+		}
+		for _, w := range []string{"pizauth show [-u] <account>              print the account's access token\n",
+			"pizauth dump                             write the tokens to stdout", "pizauth(1)", "pizauth.conf(5)"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("pizauth %s: stdout lacks %q:\n%s", arg, w, out)
+			}
+		}
+	}
+	want := "pizauth version " + s.info(t).PizauthVersion + "\n"
+	for _, arg := range []string{"version", "-V", "--version"} {
+		if out, errOut, code := s.run(arg); code != 0 || errOut != "" || out != want {
+			t.Errorf("pizauth %s: exit %d, stdout %q, stderr %q; want exit 0 and %q", arg, code, out, errOut, want)
+		}
+	}
+	check := func(args []string, want string) {
+		t.Helper()
+		if out, errOut, code := s.run(args...); code != 1 || out != "" || errOut != want {
+			t.Errorf("pizauth %q: exit %d, stdout %q, stderr %q; want exit 1 and %q", args, code, out, errOut, want)
+		}
+	}
+	for _, cmd := range []string{"show", "refresh", "revoke"} {
+		check([]string{cmd}, "ERROR - Missing account name: pizauth "+cmd+" <account>\n")
+	}
+	check([]string{"info", "-c", ""}, "ERROR - -c needs a configuration file, not an empty name\n")
+	check([]string{"server", "-d", "-c", ""}, "ERROR - -c needs a configuration file, not an empty name\n")
+	s.start(t)
+	check([]string{"show", "-u"}, "ERROR - Missing account name: pizauth show <account>; the server's accounts are 'gmail', 'work'\n")
 }
 
 // TestE2EShowAuthorise: the first show prints the URL; following it yields
@@ -135,8 +181,8 @@ func TestE2EShowAuthorise(t *testing.T) {
 		t.Errorf("show -v main: exit %d, stdout %q", code, out)
 	}
 	inf := s.info(t)
-	if inf.ServerInfo == nil || inf.ServerInfo.HTTPSPort != "none" {
-		t.Fatalf("info -j server_info %+v; want https_port \"none\"", inf.ServerInfo)
+	if inf.ServerInfo == nil || inf.ServerInfo.HTTPSPort != "none" || inf.ServerInfo.PubKey != nil {
+		t.Fatalf("info -j server_info %+v; want https_port \"none\" and, as in the original, no https_pub_key", inf.ServerInfo)
 	}
 	if want := "http://localhost:" + inf.ServerInfo.HTTPPort + "/"; p.redirectURI(c.ID) != want {
 		t.Errorf("redirect_uri %q, want %q (the HTTP listener's port)", p.redirectURI(c.ID), want)
@@ -507,8 +553,8 @@ func TestE2EReload(t *testing.T) {
 	broken := strings.Replace(good, "refresh_retry = 1s;", "refresh_retry = 1s", 1)
 	s.writeConf(t, broken)
 	out, errOut, code := s.run("reload")
-	if code != 1 || out != "" || !e2eLineCol.MatchString(errOut) || !strings.HasPrefix(errOut, "ERROR - ") {
-		t.Errorf("reload of a broken file: exit %d, stdout %q, stderr %q; want exit 1 and `ERROR - ... Line L, column C: ...`", code, out, errOut)
+	if code != 1 || out != "" || !strings.HasPrefix(errOut, "ERROR - "+s.confPath+":") || !e2eLineCol.MatchString(errOut) {
+		t.Errorf("reload of a broken file: exit %d, stdout %q, stderr %q; want exit 1 and `ERROR - %s:LINE:COLUMN: ...`", code, out, errOut, s.confPath)
 	}
 	if s.showToken(t, "a") != tokA2 || s.showToken(t, "keep") != tokK {
 		t.Errorf("tokens changed by a failed reload")
@@ -589,9 +635,9 @@ func TestE2EReloadNeedsRunningListeners(t *testing.T) {
 		want                string
 	}{
 		{"https account, HTTP listener only", httpOnly, httpsOnly, "", `redirect_uri = "https://localhost/";`,
-			"ERROR - account 'a' has an https redirect_uri, but the server runs no HTTPS listener (https_listen was none when it started): restart the server to change listeners\n"},
+			"account 'a' has an https redirect_uri, but the server runs no HTTPS listener (https_listen was none when it started): restart the server to change listeners\n"},
 		{"http account, HTTPS listener only", httpsOnly, httpOnly, `redirect_uri = "https://localhost/";`, "",
-			"ERROR - account 'a' has an http redirect_uri, but the server runs no HTTP listener (http_listen was none when it started): restart the server to change listeners\n"},
+			"account 'a' has an http redirect_uri, but the server runs no HTTP listener (http_listen was none when it started): restart the server to change listeners\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -599,8 +645,8 @@ func TestE2EReloadNeedsRunningListeners(t *testing.T) {
 			s := startSrv(t, e2eConf(tc.start, p.account("a", c, tc.startExtra)))
 			u := s.pendingURL(t, "a")
 			s.writeConf(t, e2eConf(tc.reload, p.account("a", c, tc.reExtra)))
-			if _, errOut, code := s.run("reload"); code != 1 || errOut != tc.want {
-				t.Errorf("reload: exit %d, stderr %q; want exit 1 and %q", code, errOut, tc.want)
+			if _, errOut, code := s.run("reload"); code != 1 || errOut != "ERROR - "+s.confPath+": "+tc.want {
+				t.Errorf("reload: exit %d, stderr %q; want exit 1 and the file's path, then %q", code, errOut, tc.want)
 			}
 			if got := s.pendingURL(t, "a"); got != u {
 				t.Errorf("the refused reload changed the pending request: %s, was %s", got, u)
@@ -701,8 +747,8 @@ func TestE2EStartBrokenConfig(t *testing.T) {
 	t.Cleanup(func() { s.stopDetached(t) })
 	for _, args := range [][]string{{"server", "-c", s.confPath}, {"server", "-d", "-c", s.confPath}} {
 		out, errOut, code := s.run(args...)
-		if code != 1 || !e2eLineCol.MatchString(errOut) {
-			t.Errorf("%q with a broken config: exit %d, stdout %q, stderr %q; want exit 1 and `Line L, column C: ...`", args, code, out, errOut)
+		if code != 1 || !strings.HasPrefix(errOut, "ERROR - "+s.confPath+":") || !e2eLineCol.MatchString(errOut) {
+			t.Errorf("%q with a broken config: exit %d, stdout %q, stderr %q; want exit 1 and `ERROR - %s:LINE:COLUMN: ...`", args, code, out, errOut, s.confPath)
 		}
 		if _, err := os.Stat(s.socketPath()); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%q with a broken config left a socket behind (%v)", args, err)
@@ -745,7 +791,21 @@ func TestE2EHTTPSRedirect(t *testing.T) {
 		}
 	}
 	if r.Cert.PublicKeyAlgorithm != x509.ECDSA {
-		t.Errorf("certificate key is %v, want ECDSA P-256", r.Cert.PublicKeyAlgorithm)
+		t.Fatalf("certificate key is %v, want ECDSA P-256", r.Cert.PublicKeyAlgorithm)
+	}
+	// As the original's info: the key's raw bytes (an uncompressed point)
+	// in colon-separated upper-case hex; and the certificate's SHA-256.
+	colons := func(b []byte) string { return strings.ReplaceAll(fmt.Sprintf("% X", b), " ", ":") }
+	pub := r.Cert.PublicKey.(*ecdsa.PublicKey)
+	point := append(append([]byte{4}, pub.X.FillBytes(make([]byte, 32))...), pub.Y.FillBytes(make([]byte, 32))...)
+	if got := inf.ServerInfo.PubKey; got == nil || *got != colons(point) {
+		t.Errorf("info -j https_pub_key %v, want %s", got, colons(point))
+	}
+	if sum := sha256.Sum256(r.Cert.Raw); inf.ServerInfo.Fingerprint != colons(sum[:]) {
+		t.Errorf("info -j https_cert_fingerprint %s, want %s", inf.ServerInfo.Fingerprint, colons(sum[:]))
+	}
+	if human := s.mustRun(t, "info"); !strings.Contains(human, "  config file: "+s.confPath+"\n") {
+		t.Errorf("pizauth info with an existing config file:\n%s", human)
 	}
 	s.waitToken(t, "a", "")
 }

@@ -330,9 +330,10 @@ type e2eInfo struct {
 }
 
 type e2eServerInfo struct {
-	HTTPPort    string `json:"http_port"`
-	HTTPSPort   string `json:"https_port"`
-	Fingerprint string `json:"https_cert_fingerprint"`
+	HTTPPort    string  `json:"http_port"`
+	HTTPSPort   string  `json:"https_port"`
+	PubKey      *string `json:"https_pub_key"` // the original's; nil when absent
+	Fingerprint string  `json:"https_cert_fingerprint"`
 }
 
 // info runs `pizauth info -j` and parses its output strictly: the types of

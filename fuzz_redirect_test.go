@@ -274,7 +274,7 @@ func FuzzRequest(f *testing.F) {
 			oneLine(t, req.cmd+" error", se.Error())
 		case err != nil:
 			t.Fatalf("%s answered with a malformed response: %v", req.cmd, err)
-		case req.cmd == "info" && len(vals) != 4, req.cmd == "show" && len(vals) != 1:
+		case req.cmd == "info" && len(vals) != 5, req.cmd == "show" && len(vals) != 1:
 			t.Fatalf("%s answered with %d values", req.cmd, len(vals))
 		}
 	})

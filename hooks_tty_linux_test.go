@@ -85,3 +85,35 @@ func TestE2EHooksOnTerminalWithTostop(t *testing.T) {
 	}
 	s.waitFor(t, func() bool { return strings.Contains(term.String(), "hook output") }, "the hook's output on the terminal")
 }
+
+// TestE2EDumpRefusesTerminal: `pizauth dump` never writes the tokens to a
+// terminal, where they would stay in the scrollback, and says how to
+// redirect them; /dev/null is no terminal.
+func TestE2EDumpRefusesTerminal(t *testing.T) {
+	t.Parallel()
+	_, slave := openPty(t)
+	p := newFakeProvider(t)
+	s := startSrv(t, e2eConf(nil, p.account("a", p.addClient(fakeClient{}), "")))
+	s.authorise(t, "a")
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	for _, tc := range []struct {
+		out  *os.File
+		code int
+		want string
+	}{
+		{slave, 1, "ERROR - Not writing the dump to a terminal: redirect it to a program that encrypts it, e.g. 'pizauth dump | age -R recipients.txt -o pizauth.age'\n"},
+		{null, 0, ""},
+	} {
+		var errOut strings.Builder
+		cmd := exec.Command(e2eBin, "dump")
+		cmd.Env, cmd.Stdout, cmd.Stderr = s.env, tc.out, &errOut
+		cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != tc.code || errOut.String() != tc.want {
+			t.Errorf("pizauth dump > %s: exit %d, stderr %q; want exit %d and %q", tc.out.Name(), code, errOut.String(), tc.code, tc.want)
+		}
+	}
+}

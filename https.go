@@ -21,15 +21,17 @@ import (
 var hostname = os.Hostname
 
 // selfSignedCert makes the HTTPS listener's certificate, new at every
-// start, its key never on disk; `pizauth info` shows its fingerprint.
-func selfSignedCert() (tls.Certificate, string, error) {
+// start, its key never on disk; `pizauth info` shows its fingerprint and,
+// as the original does, its public key (an uncompressed P-256 point).
+func selfSignedCert() (tls.Certificate, string, string, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, "", fmt.Errorf("Can't make the HTTPS certificate: %v", err)
+		return tls.Certificate{}, "", "", fmt.Errorf("Can't make the HTTPS certificate: %v", err)
 	}
+	ek, _ := key.PublicKey.ECDH() // cannot fail for a P-256 key
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return tls.Certificate{}, "", fmt.Errorf("Can't make the HTTPS certificate: %v", err)
+		return tls.Certificate{}, "", "", fmt.Errorf("Can't make the HTTPS certificate: %v", err)
 	}
 	names := []string{"localhost"}
 	// A non-ASCII host name would fail the start; nobody types it anyway.
@@ -51,13 +53,13 @@ func selfSignedCert() (tls.Certificate, string, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, "", fmt.Errorf("Can't make the HTTPS certificate: %v", err)
+		return tls.Certificate{}, "", "", fmt.Errorf("Can't make the HTTPS certificate: %v", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, fingerprint(der), nil
+	sum := sha256.Sum256(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, hexColons(sum[:]), hexColons(ek.Bytes()), nil
 }
 
-// fingerprint is a certificate's SHA-256 as browsers show it.
-func fingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return strings.ReplaceAll(fmt.Sprintf("% X", sum[:]), " ", ":")
+// hexColons is b as browsers show a fingerprint: upper-case hex, colons.
+func hexColons(b []byte) string {
+	return strings.ReplaceAll(fmt.Sprintf("% X", b), " ", ":")
 }

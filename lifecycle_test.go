@@ -398,7 +398,7 @@ func TestCertLeavesOutUnencodableHostname(t *testing.T) {
 		in   bool
 	}{{"mailhost.example", true}, {"bücher-pc", false}, {"пк", false}, {"", false}} {
 		hostname = func() (string, error) { return tc.name, nil }
-		cert, _, err := selfSignedCert()
+		cert, _, _, err := selfSignedCert()
 		if err != nil {
 			t.Errorf("hostname %q: %v", tc.name, err)
 			continue

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -11,18 +12,25 @@ import (
 	"syscall"
 )
 
-const usage = `Usage:
+// usage lists every command with what it does; `pizauth help` prints it
+// on stdout, a mistake on stderr.
+const usage = `Usage: pizauth <command> [<flags>] [<arguments>]
+
+  pizauth show [-u] <account>              print the account's access token
+  pizauth refresh [-u] <account>           get a new access token now
+  pizauth status [-j]                      each account's token state
+  pizauth revoke <account>                 forget the account's tokens
+  pizauth server [-c config] [-d] [-v...]  start the server (-d: in the foreground)
+  pizauth reload                           make the server re-read its configuration
+  pizauth shutdown                         stop the server
+  pizauth dump                             write the tokens to stdout, for encrypting
+  pizauth restore                          read tokens that dump wrote from stdin
+  pizauth info [-j] [-c config]            version, files and the server's ports
   pizauth discover [-d] <issuer-url> [<account>]
-  pizauth dump
-  pizauth info [-j] [-c config]
-  pizauth refresh [-u] <account>
-  pizauth reload
-  pizauth restore
-  pizauth revoke <account>
-  pizauth server [-c config] [-d] [-v...]
-  pizauth show [-u] <account>
-  pizauth shutdown
-  pizauth status [-j]
+                                           print an account block for a provider
+  pizauth help | version
+
+See pizauth(1) for every command and flag, pizauth.conf(5) for the file.
 `
 
 // version is set with -ldflags "-X main.version=..."; else the toolchain's
@@ -52,8 +60,7 @@ type opts struct {
 	args    []string
 	conf    string // -c
 	daemon  bool   // -d
-	json    bool   // -j
-	noURL   bool   // -u
+	flag    string // "j" for -j (JSON), "u" for -u (no URL): the protocol's flag
 	verbose int    // number of -v
 }
 
@@ -61,7 +68,8 @@ type opts struct {
 // exists (a switch: a map would be built at every start).
 func flagsFor(cmd string) (string, bool) {
 	switch cmd {
-	case "dump", "reload", "restore", "revoke", "shutdown":
+	case "dump", "reload", "restore", "revoke", "shutdown",
+		"help", "-h", "--help", "version", "-V", "--version":
 		return "", true
 	case "discover":
 		return "d", true
@@ -88,16 +96,20 @@ func nargsFor(cmd string) (lo, hi int) {
 	return 0, 0
 }
 
+// errUsage is a mistake the usage text answers.
+var errUsage = errors.New("usage")
+
 // parseArgs parses getopt-style arguments: -dvv, -c file or -cfile, "--".
-func parseArgs(argv []string) (opts, bool) {
+// A command's missing account is left for the command to report.
+func parseArgs(argv []string) (opts, error) {
 	var o opts
 	if len(argv) == 0 {
-		return o, false
+		return o, errUsage
 	}
 	o.cmd = argv[0]
 	allowed, ok := flagsFor(o.cmd)
 	if !ok {
-		return o, false
+		return o, errUsage
 	}
 	rest := argv[1:]
 	for len(rest) > 0 {
@@ -113,47 +125,58 @@ func parseArgs(argv []string) (opts, bool) {
 		for i := 1; i < len(a); i++ {
 			c := a[i]
 			if c != 'v' && !strings.ContainsRune(allowed, rune(c)) {
-				return o, false
+				return o, errUsage
 			}
 			switch c {
 			case 'v':
 				o.verbose++
 			case 'd':
 				o.daemon = true
-			case 'j':
-				o.json = true
-			case 'u':
-				o.noURL = true
+			case 'j', 'u':
+				o.flag = string(c)
 			case 'c':
 				if i+1 < len(a) {
 					o.conf = a[i+1:]
 				} else if len(rest) > 0 {
 					o.conf, rest = rest[0], rest[1:]
 				} else {
-					return o, false
+					return o, errUsage
+				}
+				if o.conf == "" {
+					return o, errors.New("-c needs a configuration file, not an empty name")
 				}
 				i = len(a)
 			}
 		}
 	}
-	if lo, hi := nargsFor(o.cmd); len(rest) < lo || len(rest) > hi {
-		return o, false
+	if lo, hi := nargsFor(o.cmd); len(rest) > hi || len(rest) < lo && o.cmd == "discover" {
+		return o, errUsage
 	}
 	o.args = rest
-	return o, true
+	return o, nil
 }
 
 func main() {
-	o, ok := parseArgs(os.Args[1:])
-	if !ok {
+	o, err := parseArgs(os.Args[1:])
+	if err == errUsage {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(1)
+	} else if err != nil {
+		os.Exit(fatalf("%v", err))
 	}
 	switch o.cmd {
+	case "help", "-h", "--help":
+		os.Stdout.WriteString(usage)
+		os.Exit(0)
+	case "version", "-V", "--version":
+		fmt.Println("pizauth version " + pizauthVersion())
+		os.Exit(0)
 	case "server":
 		os.Exit(serverMain(o))
 	case "discover":
 		os.Exit(discoverMain(o))
+	case "info":
+		os.Exit(infoMain(o))
 	}
 	os.Exit(clientMain(o))
 }

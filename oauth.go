@@ -234,7 +234,8 @@ func (p *provider) post(ctx context.Context, a *Account, uri string, form url.Va
 }
 
 // networkError describes a failure to get a complete response, without a
-// *url.Error's text, which repeats the URL (and a proxy's credentials).
+// *url.Error's text, which repeats the URL (and a proxy's credentials), or
+// a *net.OpError's, which repeats the address.
 func (p *provider) networkError(parent, rctx context.Context, host string, err error) *tokenError {
 	te := &tokenError{network: true, cause: err}
 	var ne net.Error
@@ -249,6 +250,10 @@ func (p *provider) networkError(parent, rctx context.Context, host string, err e
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			inner = ue.Err
+		}
+		var oe *net.OpError
+		if errors.As(inner, &oe) {
+			inner = oe.Err
 		}
 		te.Msg = fmt.Sprintf("cannot reach %s: %s", host, clean(inner.Error(), maxErrorText))
 	}

@@ -497,10 +497,16 @@ func TestExchangeCodeRetriesConnectionRefused(t *testing.T) {
 		delays = append(delays, d)
 		return nil
 	}
-	_, err := p.exchangeCode(context.Background(), testAccount(closedPort(t)), tCode, tVerifier, "http://localhost/")
+	tokenURI := closedPort(t)
+	_, err := p.exchangeCode(context.Background(), testAccount(tokenURI), tCode, tVerifier, "http://localhost/")
 	var te *tokenError
 	if !errors.As(err, &te) || te.Permanent || te.Status != 0 || !strings.Contains(te.Msg, "cannot reach 127.0.0.1") {
 		t.Fatalf("err = %#v", err)
+	}
+	// The address once: "cannot reach 127.0.0.1:N: connect: connection
+	// refused", not again in "dial tcp 127.0.0.1:N: ...".
+	if addr := strings.TrimSuffix(strings.TrimPrefix(tokenURI, "http://"), "/token"); strings.Count(te.Msg, addr) != 1 {
+		t.Errorf("the message names %s %d times: %q", addr, strings.Count(te.Msg, addr), te.Msg)
 	}
 	if sleeps.Load() != int32(p.retries) {
 		t.Fatalf("%d retries, want %d", sleeps.Load(), p.retries)

@@ -56,7 +56,7 @@ func benchRestore(b *testing.B, s *server, fill func(i int, e *dumpEntry)) {
 		entries[i].Active = true
 		fill(i, &entries[i])
 	}
-	if n := s.st.restore(entries); n != len(entries) {
+	if n, _ := s.st.restore(entries); n != len(entries) {
 		b.Fatalf("restore adopted %d tokens, want %d", n, len(entries))
 	}
 }

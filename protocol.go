@@ -16,11 +16,12 @@ package main
 //	refresh  flags account
 //	status   format           format is "" (text) or "j" (JSON)
 //	info                      reply: http port, https port, https
-//	                          fingerprint, configuration file path
+//	                          fingerprint, configuration file path,
+//	                          https public key
+//	restore  dump             reply: what was restored, for the user
 //	reload
 //	revoke   account
 //	dump                      reply: the sealed dump (dump.go)
-//	restore  dump
 //	shutdown
 //
 // A request with an unknown cmd or the wrong arguments gets an "err".

@@ -134,7 +134,7 @@ done`
 	want("pizauth refresh sp", "sp ace;touch PWNED3")
 	want("pizauth show plain ")
 	want("pizauth discover -", "-d", "-v")
-	want("pizauth ", "discover", "dump", "info", "refresh", "reload", "restore", "revoke", "server", "show", "shutdown", "status")
+	want("pizauth ", "discover", "dump", "help", "info", "refresh", "reload", "restore", "revoke", "server", "show", "shutdown", "status", "version")
 }
 
 func TestCompletionZshAccountNamesAreData(t *testing.T) {
@@ -604,13 +604,25 @@ func testRCLifecycle(t *testing.T, ns *rcNS, sc rcScenario, s *srv, marker strin
 
 // rcEnvSetup is a provider, an installation whose server runs a slow
 // token_event_cmd on revocation, and a config file at a hostile path.
+//
+// That hook runs with the server's own command line, as every hook does
+// for a moment under load: between the fork and the exec of the shell, a
+// server's child shows the server's command line. An rc script that took
+// it for a server would stop it with the server, and with it the hook that
+// saves the tokens. Here the moment lasts the whole hook, so a script that
+// does so fails every time, not once in a while on a busy machine.
 func rcEnvSetup(t *testing.T, confName string) (s *srv, conf, marker string) {
 	t.Helper()
 	p := newFakeProvider(t)
 	c := p.addClient(fakeClient{})
 	dir := e2eShortDir(t)
 	marker = filepath.Join(dir, "events")
-	hook := fmt.Sprintf(`[ "$PIZAUTH_EVENT" = token_revoked ] && sleep 2; echo "$PIZAUTH_ACCOUNT $PIZAUTH_EVENT" >> '%s'`, marker)
+	bash := needProgram(t, "bash", "bash")
+	slow := filepath.Join(dir, "slow-hook")
+	if err := os.WriteFile(slow, []byte(fmt.Sprintf("sleep 2\necho \"$PIZAUTH_ACCOUNT $PIZAUTH_EVENT\" >> '%s'\n", marker)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hook := fmt.Sprintf(`if [ "$PIZAUTH_EVENT" = token_revoked ]; then exec '%s' -c 'exec -a "pizauth server" /bin/sh "$0"' '%s'; fi; echo "$PIZAUTH_ACCOUNT $PIZAUTH_EVENT" >> '%s'`, bash, slow, marker)
 	text := e2eConf(map[string]string{"token_event_cmd": confQuote(hook)}, p.account("acct", c, ""))
 	s = newSrvEnv(t, text)
 	conf = filepath.Join(dir, confName)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,7 +40,7 @@ type server struct {
 	unix     *net.UnixListener
 	http     *redirectListener // nil when http_listen = none
 	https    *redirectListener // nil when https_listen = none
-	fp       string            // HTTPS certificate fingerprint
+	fp, pub  string            // HTTPS certificate fingerprint and public key
 	lock     *os.File          // flock'd for the server's lifetime
 
 	cancel       context.CancelFunc
@@ -162,7 +163,7 @@ func startServer(confArg string) (*server, error) {
 		s.st.httpPort = port
 	}
 	if conf.HTTPSListen != "" {
-		cert, fp, err := selfSignedCert()
+		cert, fp, pub, err := selfSignedCert()
 		if err != nil {
 			return fail(err)
 		}
@@ -173,7 +174,7 @@ func startServer(confArg string) (*server, error) {
 		s.https = &redirectListener{st: s.st, ls: ls, port: port, missing: missing, conns: conns,
 			tlsConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 		s.st.httpsPort = port
-		s.fp = fp
+		s.fp, s.pub = fp, pub
 	}
 	if err := checkListeners(conf, s.http, s.https); err != nil {
 		return fail(err)
@@ -342,7 +343,7 @@ func (s *server) dispatch(req request) []byte {
 		}
 		return okResponse([]byte(s.st.statusText()))
 	case "info":
-		return okResponse([]byte(portString(s.st.httpPort)), []byte(portString(s.st.httpsPort)), []byte(s.fp), []byte(s.confPath))
+		return okResponse([]byte(portString(s.st.httpPort)), []byte(portString(s.st.httpsPort)), []byte(s.fp), []byte(s.confPath), []byte(s.pub))
 	case "reload":
 		return result(s.reload())
 	case "revoke":
@@ -358,9 +359,13 @@ func (s *server) dispatch(req request) []byte {
 		if err != nil {
 			return errResponse(fmt.Sprintf("Can't restore: %v", err))
 		}
-		n := s.st.restore(entries)
-		logInfo("Restored %d token(s) from a dump", n)
-		return okResponse()
+		n, changed := s.st.restore(entries)
+		msg := fmt.Sprintf("Restored %d of the dump's accounts", n)
+		if len(changed) > 0 {
+			msg += "; skipped '" + strings.Join(changed, "', '") + "': their settings changed since the dump"
+		}
+		logInfo("%s", msg)
+		return okResponse([]byte(msg))
 	case "shutdown":
 		return okResponse()
 	}
@@ -381,7 +386,9 @@ func (s *server) reload() error {
 	}
 	conf, err := loadConfig(s.confPath)
 	if err == nil {
-		err = checkListeners(conf, s.http, s.https)
+		if err = checkListeners(conf, s.http, s.https); err != nil {
+			err = fmt.Errorf("%s: %v", s.confPath, err)
+		}
 	}
 	if err != nil {
 		logError("Reload failed, keeping the old configuration: %v", err)

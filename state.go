@@ -539,12 +539,12 @@ func (s *state) snapshot() []dumpEntry {
 }
 
 // restore adopts a dump's tokens for unchanged accounts without an Active
-// token, skipping expired ones that cannot be renewed, and counts them.
-func (s *state) restore(entries []dumpEntry) int {
+// token, skipping expired ones that cannot be renewed. It counts them, and
+// names the accounts whose settings changed since the dump.
+func (s *state) restore(entries []dumpEntry) (n int, changed []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock()
-	n := 0
 	for _, e := range entries {
 		a := s.accts[e.Name]
 		// Dumped times are trusted no further than a token response: a
@@ -557,6 +557,7 @@ func (s *state) restore(entries []dumpEntry) int {
 		}
 		// Last, as the only check that allocates.
 		if string(a.acct.secureKey()) != string(e.SecureKey) {
+			changed = append(changed, e.Name)
 			continue
 		}
 		a.reset()
@@ -570,5 +571,5 @@ func (s *state) restore(entries []dumpEntry) int {
 	if n > 0 {
 		s.wake()
 	}
-	return n
+	return n, changed
 }

@@ -30,7 +30,7 @@ _pizauth()
 {
     local cur=${COMP_WORDS[COMP_CWORD]}
     local prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="discover dump info refresh reload restore revoke server show shutdown status"
+    local commands="discover dump help info refresh reload restore revoke server show shutdown status version"
     local cmd="" conf="" nargs=0 i word name quoted
 
     for ((i = 1; i < COMP_CWORD; i++)); do

@@ -47,11 +47,12 @@ function __pizauth_needs_account
     contains -- "$cmd" refresh revoke show; and test $nargs -eq 0
 end
 
-set -l __pizauth_commands discover dump info refresh reload restore revoke server show shutdown status
+set -l __pizauth_commands discover dump help info refresh reload restore revoke server show shutdown status version
 
 complete -c pizauth -f
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a discover -d "Print an account block from a provider's metadata"
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a dump -d "Write the server's token state to stdout"
+complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a help -d 'Print the commands, each with what it does'
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a info -d 'Show version, paths and server details'
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a refresh -d "Refresh an account's token"
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a reload -d 'Make the server re-read its configuration'
@@ -61,6 +62,7 @@ complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a 
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a show -d "Print an account's access token"
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a shutdown -d 'Stop the server'
 complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a status -d 'Show the state of every account'
+complete -c pizauth -n "not __fish_seen_subcommand_from $__pizauth_commands" -a version -d 'Print the version'
 
 complete -c pizauth -n "__fish_seen_subcommand_from $__pizauth_commands" -s v -d 'Increase verbosity (repeatable)'
 complete -c pizauth -n '__fish_seen_subcommand_from info status' -s j -d 'Print JSON'
