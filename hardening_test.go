@@ -316,7 +316,7 @@ func TestE2ENoSecretsAcrossRefreshDumpRestore(t *testing.T) {
 	if e := e2eRead(filepath.Join(dir, "errors")); e != "" {
 		t.Errorf("error_notify_cmd ran: %q", e)
 	}
-	if !strings.Contains(s1.logs(), "token_refreshed") || !strings.Contains(s.logs(), "Restored 3 token(s) from a dump") {
+	if !strings.Contains(s1.logs(), "token_refreshed") || !strings.Contains(s.logs(), "Restored 3 of the dump's accounts") {
 		t.Fatalf("the logs do not show the refreshes and the restore, so they prove nothing:\n%s\n%s", s1.logs(), s.logs())
 	}
 	secrets := p.secretValues()
