@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// Benchmarks for the figures in README's "Performance" section that can be
+// Benchmarks for the figures in HACKING.md's "Performance" section that can be
 // measured inside one process. Whole-process latency, memory and idle CPU
 // are measured by bench/latency.sh and bench/memory.sh (`make bench`).
 //

@@ -119,4 +119,4 @@ run shutdown || fail "pizauth shutdown failed"
 wait "$server_pid"
 server_pid=
 
-say "Done: the demo provider stops and the temporary directory goes. To use pizauth with your own accounts, see Quick setup in README.md."
+say "Done: the demo provider stops and the temporary directory goes. To use pizauth with your own accounts, see "Quick start" in README.md."
