@@ -542,8 +542,14 @@ func (p *parser) parseSetting(scope uint8, seen *[nKeys]pos) (keyID, value, erro
 // its quotes.
 func suggestKey(name string, scope uint8) string {
 	best, bestD, tie := "", 3, false
+	// Words whose lengths differ by more than 2 are more than 2 edits apart:
+	// a huge word costs no more than a short one.
+	lower := strings.ToLower(name[:min(len(name), 64)])
 	for _, k := range keys {
-		if d := editDistance(strings.ToLower(name), k.name); k.scope&scope != 0 && d <= bestD {
+		if len(lower) > len(k.name)+2 || len(k.name) > len(lower)+2 {
+			continue
+		}
+		if d := editDistance(lower, k.name); k.scope&scope != 0 && d <= bestD {
 			best, tie, bestD = k.name, d == bestD, d
 		}
 	}
