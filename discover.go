@@ -179,15 +179,22 @@ func fetchMetadata(issuer, base string, candidates []string) (metadata, string, 
 }
 
 // msLogin is Microsoft's login host. Its shared endpoints publish an
-// issuer that names no tenant, or a tenant not in the URL asked for:
-// msShared maps each endpoint to that issuer's tenant segment (as
-// Microsoft documents them) and to who can log in through it.
+// issuer that names no tenant, or a tenant not in the URL asked for.
 const msLogin = "https://login.microsoftonline.com/"
 
-var msShared = map[string][2]string{
-	"common":        {"{tenantid}", "work or school accounts of any tenant, and personal Microsoft accounts"},
-	"organizations": {"{tenantid}", "work or school accounts of any tenant, but no personal Microsoft accounts"},
-	"consumers":     {"9188040d-6c67-4c5b-b112-36a304b66dad", "personal Microsoft accounts only"},
+// msShared gives, for each shared endpoint, its issuer's tenant segment (as
+// Microsoft documents them) and who can log in through it; ok is false for
+// any other. A switch, not a map: a map would be built at every start.
+func msShared(endpoint string) (tenant, who string, ok bool) {
+	switch endpoint {
+	case "common":
+		return "{tenantid}", "work or school accounts of any tenant, and personal Microsoft accounts", true
+	case "organizations":
+		return "{tenantid}", "work or school accounts of any tenant, but no personal Microsoft accounts", true
+	case "consumers":
+		return "9188040d-6c67-4c5b-b112-36a304b66dad", "personal Microsoft accounts only", true
+	}
+	return "", "", false
 }
 
 // issuerMatches is RFC 8414 §3.3's check, and returns the shared Microsoft
@@ -200,8 +207,8 @@ func issuerMatches(doc, issuer, base string) (string, bool) {
 		return "", true
 	}
 	t, _ := strings.CutSuffix(strings.TrimPrefix(base, msLogin), "/v2.0")
-	shared, ok := msShared[t]
-	return t, ok && base == msLogin+t+"/v2.0" && doc == msLogin+shared[0]+"/v2.0"
+	tenant, _, ok := msShared(t)
+	return t, ok && base == msLogin+t+"/v2.0" && doc == msLogin+tenant+"/v2.0"
 }
 
 // accountBlock writes the configuration text. Every value passed
@@ -210,8 +217,8 @@ func issuerMatches(doc, issuer, base string) (string, bool) {
 func accountBlock(m metadata, name, from, tenant string, device bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// From %s\n", from)
-	if tenant != "" {
-		fmt.Fprintf(&b, "// Microsoft's shared %q endpoint (issuer %s) accepts %s.\n", tenant, confString(m.Issuer), msShared[tenant][1])
+	if _, who, ok := msShared(tenant); ok {
+		fmt.Fprintf(&b, "// Microsoft's shared %q endpoint (issuer %s) accepts %s.\n", tenant, confString(m.Issuer), who)
 	}
 	fmt.Fprintf(&b, "account %s {\n", confString(name))
 	set := func(k, v string) { fmt.Fprintf(&b, "    %s = %s;\n", k, confString(v)) }
