@@ -1030,6 +1030,8 @@ func TestE2EOutageKeepsLogin(t *testing.T) {
 	if l := e2eLines(errs); len(l) != 1 || l[0] != "acct Token refresh failed, pizauth keeps the login and retries until the provider answers: token endpoint returned HTTP 520 (text/html)" {
 		t.Errorf("error_notify_cmd during the outage: %q; want one line with the reason", l)
 	}
+	// token_event_cmd runs after the token is shown: wait for its line.
+	s.waitFor(t, func() bool { return slices.Contains(e2eLines(events), "token_refreshed") }, "the token_refreshed event")
 	if got := e2eCompress(e2eLines(events)); !slices.Equal(got, []string{"token_new", "token_refreshed"}) {
 		t.Errorf("token events %q; want the login kept", got)
 	}
