@@ -13,7 +13,11 @@ import (
 )
 
 // clientTimeout bounds a round trip: a mail client must never freeze.
-const clientTimeout = 10 * time.Second
+// reloadTimeout is `reload`'s, which waits on every client_secret_cmd.
+const (
+	clientTimeout = 10 * time.Second
+	reloadTimeout = 2 * time.Minute
+)
 
 const notRunning = "pizauth authenticator not running or not responding"
 
@@ -27,7 +31,11 @@ func roundTrip(fields ...[]byte) ([][]byte, error) {
 	if err := checkRuntime(dir); err != nil {
 		return nil, err
 	}
-	return roundTripTo(socketPath(dir), clientTimeout, fields...)
+	timeout := clientTimeout
+	if string(fields[0]) == "reload" {
+		timeout = reloadTimeout
+	}
+	return roundTripTo(socketPath(dir), timeout, fields...)
 }
 
 // checkRuntime refuses a runtime directory (either level) or socket another

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -505,5 +506,52 @@ func TestE2EClientSecretCmd(t *testing.T) {
 	want = "client_secret_cmd for account 'quiet' exited with status 0 but its first line is empty or longer than 4096 bytes: it must print the client secret"
 	if _, errOut, code := s2.run("server", "-c", s2.confPath); code != 1 || !strings.Contains(errOut, want) || strings.Contains(errOut, "pzLEAK") {
 		t.Errorf("server whose command prints nothing: exit %d, stderr %q; want %q", code, errOut, want)
+	}
+}
+
+// TestE2ESIGTERMDuringSlowReload: a SIGHUP reload waiting on a slow
+// client_secret_cmd does not hold up the SIGTERM that follows: the server
+// stops while the command still runs.
+func TestE2ESIGTERMDuringSlowReload(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	dir := t.TempDir()
+	slow, done := filepath.Join(dir, "slow"), filepath.Join(dir, "done")
+	c := p.addClient(fakeClient{CC: true})
+	c.SecretCmd = fmt.Sprintf("if [ -e %s ]; then sleep 5; touch %s; fi; echo %s", slow, done, c.Secret)
+	s := startSrv(t, e2eConf(nil, p.account("app", c, "")))
+	s.showToken(t, "app")
+	writeMode(t, slow, nil, 0o600)
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor(t, func() bool { return strings.Contains(s.logs(), "running client_secret_cmd") }, "the reload to run the command")
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	s.waitExit(t)
+	if _, err := os.Stat(done); err == nil {
+		t.Errorf("the server stopped only once the reload's client_secret_cmd had finished")
+	}
+}
+
+// TestE2EReloadWaitsForSecretCmd: `pizauth reload` waits for a
+// client_secret_cmd that runs into its 10 s timeout, and prints why the
+// reload failed, rather than giving up on the server.
+func TestE2EReloadWaitsForSecretCmd(t *testing.T) {
+	t.Parallel()
+	p := newFakeProvider(t)
+	hang := filepath.Join(t.TempDir(), "hang")
+	c := p.addClient(fakeClient{CC: true})
+	c.SecretCmd = fmt.Sprintf("if [ -e %s ]; then sleep 60; fi; echo %s", hang, c.Secret)
+	s := startSrv(t, e2eConf(nil, p.account("app", c, "")))
+	tok := s.showToken(t, "app")
+	writeMode(t, hang, nil, 0o600)
+	want := "ERROR - client_secret_cmd for account 'app' killed after 10s timeout: it must print the client secret and exit 0; run it in a shell to see why not\n"
+	if out, errOut, code := s.run("reload"); code != 1 || errOut != want {
+		t.Errorf("reload with a hanging command: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+	}
+	if got := s.showToken(t, "app"); got != tok {
+		t.Errorf("a failed reload changed the token")
 	}
 }

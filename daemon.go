@@ -101,7 +101,9 @@ func serverMain(o opts) int {
 		case sig := <-sigs:
 			switch {
 			case sig == syscall.SIGHUP:
-				s.reload()
+				// Not in this loop: a slow client_secret_cmd must not
+				// delay a SIGTERM.
+				go s.reload()
 			case s.stopping.Load():
 				logWarn("Received %v again: stopping now, without waiting for token requests or token_event_cmd", sig)
 				s.st.endWork()

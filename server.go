@@ -46,7 +46,10 @@ type server struct {
 	cancel       context.CancelFunc
 	stopping     atomic.Bool // shutdown has begun: refuse new work
 	shutdownOnce sync.Once
-	done         chan struct{} // closed once the socket is closed
+	// reloadMu keeps reloads, which may wait on client_secret_cmd for
+	// seconds, in order: an older file must never replace a newer one.
+	reloadMu sync.Mutex
+	done     chan struct{} // closed once the socket is closed
 }
 
 // prepareRuntimeDir creates both levels of the runtime directory if need
@@ -295,6 +298,9 @@ func (s *server) handleConn(c *net.UnixConn) {
 	} else {
 		resp = s.dispatch(req)
 	}
+	// The deadline bounds the client's turn; a reload waiting on a
+	// client_secret_cmd may have used it up, and its answer is still due.
+	c.SetWriteDeadline(time.Now().Add(connTimeout))
 	if err := writeFrame(c, resp); err != nil {
 		logDebug("Socket: can't send the response: %v", err)
 	}
@@ -381,6 +387,8 @@ func portString(p int) string {
 
 // reload re-reads the configuration file; a bad one changes nothing.
 func (s *server) reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	if s.stopping.Load() {
 		return errStopping
 	}
